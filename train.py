@@ -1,0 +1,208 @@
+"""Train a handwritten word recognizer (residual CNN + BiLSTM, CTC loss) and export it to ONNX.
+
+    python train.py --dataset demo     # the embedded offline dataset, no download
+    python train.py                    # the IAM words dataset (downloads ~1 GB once)
+    python train.py --data-dir DIR     # any folder in the IAM words layout
+
+Read top to bottom: get the data, parse words.txt, build the data pipeline, build the model,
+train it, export the best epoch to ONNX. `python train.py --help` lists every flag.
+"""
+import argparse
+import json
+import os
+import sys
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the tutorial output
+
+import keras
+import pandas as pd
+from keras.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TensorBoard
+from mltu.annotations.images import CVImage
+from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomRotate, RandomSharpen
+from mltu.preprocessors import ImageReader
+from mltu.tensorflow.callbacks import TrainLogger
+from mltu.tensorflow.dataProvider import DataProvider
+from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
+
+from configs import ModelConfigs
+from ctc import CTCLoss, CWERMetric
+from demo_words import generate_demo_words
+from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
+from model import train_model
+from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
+
+# mltu's residual_block still passes LeakyReLU's old `alpha` argument; it works the same.
+warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
+def parse_args(argv=None):
+    defaults = ModelConfigs()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", choices=["iam", "demo"], default="iam",
+                      help="iam: download the IAM words archive (default); demo: generate the embedded "
+                           "offline set of synthetic handwriting in Datasets/Demo_Words")
+    data.add_argument("--data-dir", metavar="DIR",
+                      help="train on an extracted folder in the IAM words layout (words.txt + words/a01/a01-000u/*.png) "
+                           "instead of --dataset; DIR/splits/train.txt and valid.txt, when present, define the split")
+    data.add_argument("--archive", metavar="PATH",
+                      help="with --dataset iam: an IAM_Words.zip or words.tgz you downloaded yourself, instead of downloading")
+    data.add_argument("--dataset-url", default=IAM_WORDS_URL, help="with --dataset iam: where to download IAM_Words.zip from")
+    data.add_argument("--split", choices=["auto", "random", "aachen"], default="auto",
+                      help="auto: the folder's splits/ lists when present, else random; random: 90/10 of the words "
+                           "with --seed; aachen: the writer-independent RWTH Aachen split of IAM (adds test.csv)")
+    data.add_argument("--keep-er", action="store_true",
+                      help="keep IAM words whose segmentation is flagged 'er' (dropped by default: their boxes are wrong)")
+    train = parser.add_argument_group("training (defaults from configs.py)")
+    train.add_argument("--epochs", type=positive_int, default=defaults.train_epochs,
+                       help="most epochs to train; early stopping usually ends sooner (default %(default)s)")
+    train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="(default %(default)s)")
+    train.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate, help="Adam's (default %(default)s)")
+    train.add_argument("--model-dir", metavar="DIR",
+                       help="where to write the model, logs and CSVs (default: a new Models/03_handwriting_recognition/<time> folder)")
+    train.add_argument("--seed", type=int, default=42, help="for the split, weights and augmentation (default %(default)s)")
+    return parser.parse_args(argv)
+
+
+def write_csv(rows, path):
+    """image_path,label rows; written under a temporary name, then renamed."""
+    pd.DataFrame(rows, columns=["image_path", "label"]).to_csv(path + ".tmp", index=False)
+    os.replace(path + ".tmp", path)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    configs = ModelConfigs()
+    configs.batch_size = args.batch_size
+    configs.learning_rate = args.learning_rate
+    configs.train_epochs = args.epochs
+    if args.model_dir:
+        configs.model_path = args.model_dir
+    keras.utils.set_random_seed(args.seed)
+
+    # 1. Get the dataset: a folder with words.txt and words/<a01>/<a01-000u>/<id>.png.
+    # 2. Parse words.txt into (word id, image path, label) and split it.
+    try:
+        if args.data_dir:
+            dataset_dir = args.data_dir
+        elif args.dataset == "demo":
+            dataset_dir = generate_demo_words()
+        else:
+            dataset_dir = download_iam_words(url=args.dataset_url, archive=args.archive)
+        words = parse_words_txt(dataset_dir, drop_er=not args.keep_er)
+        splits = split_words(words, args.split, dataset_dir, seed=args.seed)
+    except DatasetError as e:
+        sys.exit(f"error: {e}")
+
+    # The model predicts one of these characters (or the CTC blank) at each time step.
+    labels = [label for _, _, label in words]
+    configs.vocab = "".join(sorted(set("".join(labels))))
+    configs.max_text_length = max(len(label) for label in labels)
+    try:
+        configs.save()
+    except OSError as e:
+        sys.exit(f"error: cannot write to the model folder {configs.model_path}: {e.strerror or e}")
+    print(f"Model folder: {configs.model_path}  ({len(configs.vocab)} characters, longest word {configs.max_text_length})")
+
+    # The split is saved before training, so inferenceModel.py can score any checkpoint.
+    for part, rows in splits.items():
+        if rows:
+            write_csv(rows, os.path.join(configs.model_path, f"{part}.csv"))
+
+    # 3. The data pipeline: read the image, resize it to the model's input, turn the label
+    # into vocabulary indices padded to a fixed length (padding = len(vocab), the CTC blank).
+    def data_provider(rows, augmentors=(), shuffle=False):
+        provider = DataProvider(
+            dataset=rows,
+            skip_validation=True,
+            batch_size=configs.batch_size,
+            shuffle=shuffle,
+            data_preprocessors=[ImageReader(CVImage)],
+            augmentors=list(augmentors),
+            transformers=[
+                ImageResizer(configs.width, configs.height, keep_aspect_ratio=False),
+                LabelIndexer(configs.vocab),
+                LabelPadding(max_word_length=configs.max_text_length, padding_value=len(configs.vocab)),
+            ],
+        )
+        # mltu's DataProvider never calls Keras 3's PyDataset.__init__, so fit() would ignore
+        # workers=... and prepare every batch in the training loop. One worker thread prepares
+        # the next batches while the model trains (more threads would make augmentation order,
+        # and so the run, non-reproducible).
+        keras.utils.PyDataset.__init__(provider, workers=1, use_multiprocessing=False)
+        return provider
+
+    # Augment the training images only. Paper is light, so rotation fills with white, and
+    # erode/dilate needs a kernel over 1 pixel to change anything (mltu's default is (1, 1)).
+    train_data = data_provider(splits["train"], shuffle=True, augmentors=[
+        RandomBrightness(),
+        RandomErodeDilate(kernel_size=(2, 2)),
+        RandomSharpen(),
+        RandomRotate(angle=10, borderValue=(255, 255, 255)),
+    ])
+    val_data = data_provider(splits["val"])
+
+    # 4. The model: images in, per-time-step character probabilities out, trained with CTC.
+    model = train_model(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab))
+    padding_token = len(configs.vocab)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate),
+        loss=CTCLoss(padding_token),
+        metrics=[CWERMetric(padding_token)],
+    )
+    model.summary(line_length=110)
+
+    # 5. Train. Everything watches val_CER: lower is better, hence mode="min" (Keras 3 requires it).
+    best_model_path = os.path.join(configs.model_path, "model.keras")
+    model.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=configs.train_epochs,
+        callbacks=[
+            EarlyStopping(monitor="val_CER", patience=20, mode="min", verbose=1),
+            ModelCheckpoint(best_model_path, monitor="val_CER", save_best_only=True, mode="min", verbose=1),
+            TrainLogger(configs.model_path),
+            CSVLogger(os.path.join(configs.model_path, "history.csv")),
+            TensorBoard(os.path.join(configs.model_path, "logs"), update_freq="epoch"),
+            ReduceLROnPlateau(monitor="val_CER", factor=0.9, min_delta=1e-10, patience=10, mode="min", verbose=1),
+        ],
+    )
+
+    # 6. Export the best epoch to ONNX, then check the ONNX model computes what Keras does.
+    if not os.path.exists(best_model_path):
+        sys.exit(f"error: no checkpoint was saved in {configs.model_path} (val_CER never improved); nothing to export")
+    model.load_weights(best_model_path)
+    onnx_path = os.path.join(configs.model_path, "model.onnx")
+    metadata = {"vocab": configs.vocab, "height": configs.height, "width": configs.width,
+                "max_text_length": configs.max_text_length}
+    try:
+        export_onnx(model, onnx_path, metadata)
+    except OnnxExportError as e:
+        sys.exit(f"error: {e}")
+    images, _ = val_data[0]
+    difference = onnx_keras_max_difference(model, onnx_path, images)
+    with open(os.path.join(configs.model_path, "onnx_check.json"), "w") as f:
+        json.dump({"images": len(images), "max_abs_difference": difference}, f, indent=2)
+    if difference > 1e-4:
+        sys.exit(f"error: the ONNX model's outputs differ from Keras by {difference:.2g} (> 1e-4); do not use {onnx_path}")
+    print(f"Exported {onnx_path} (ONNX vs Keras max difference {difference:.1e} on {len(images)} validation images)")
+    print(f"Next: python inferenceModel.py --model {configs.model_path}")
+
+
+if __name__ == "__main__":
+    main()
