@@ -1,8 +1,13 @@
 """The seed tutorial's recognizer: a residual CNN reads the word image, a BiLSTM reads the
 resulting column sequence, and a softmax over vocab + 1 (the CTC blank) per time step."""
+import warnings
+
 from keras import layers
 from keras.models import Model
 from mltu.tensorflow.model_utils import residual_block
+
+# mltu's residual_block still passes LeakyReLU's old `alpha` argument; it works the same.
+warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
 
 
 def train_model(input_dim, output_dim, activation="leaky_relu", dropout=0.2):

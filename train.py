@@ -11,7 +11,6 @@ import argparse
 import json
 import os
 import sys
-import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the tutorial output
 
@@ -31,9 +30,6 @@ from demo_words import generate_demo_words
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
 from model import train_model
 from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
-
-# mltu's residual_block still passes LeakyReLU's old `alpha` argument; it works the same.
-warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
 
 
 def positive_int(text):
