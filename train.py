@@ -119,6 +119,9 @@ def main(argv=None):
     for part, rows in splits.items():
         if rows:
             write_csv(rows, os.path.join(configs.model_path, f"{part}.csv"))
+    # The training words, for lexicon-constrained decoding (inferenceModel.py --lexicon).
+    with open(os.path.join(configs.model_path, "lexicon.txt"), "w", encoding="utf-8") as f:
+        f.writelines(f"{word}\n" for word in sorted({label for _, label in splits["train"]}))
 
     # 3. The data pipeline: read the image, resize it to the model's input, turn the label
     # into vocabulary indices padded to a fixed length (padding = len(vocab), the CTC blank).
