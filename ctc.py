@@ -18,6 +18,7 @@ def label_lengths(labels, padding_token):
     return tf.reduce_sum(tf.cast(tf.not_equal(labels, padding_token), tf.int32), axis=1)
 
 
+@keras.saving.register_keras_serializable(package="htr")  # so keras.models.load_model finds it
 class CTCLoss(keras.losses.Loss):
     def __init__(self, padding_token, name="CTCloss", **kwargs):
         super().__init__(name=name, **kwargs)
@@ -40,6 +41,7 @@ class CTCLoss(keras.losses.Loss):
         return {**super().get_config(), "padding_token": self.padding_token}
 
 
+@keras.saving.register_keras_serializable(package="htr")
 class CWERMetric(keras.metrics.Metric):
     """Average character error rate per word (edits / label length, the seed's "CER") and
     word error rate (share of words with any error), from greedy CTC decoding."""

@@ -10,13 +10,14 @@ train it, export the best epoch to ONNX. `python train.py --help` lists every fl
 import argparse
 import json
 import os
+import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the tutorial output
 
 import keras
 import pandas as pd
-from keras.callbacks import CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, TensorBoard
+from keras.callbacks import CSVLogger, EarlyStopping, ReduceLROnPlateau, TensorBoard
 from mltu.annotations.images import CVImage
 from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomRotate, RandomSharpen
 from mltu.preprocessors import ImageReader
@@ -24,6 +25,8 @@ from mltu.tensorflow.callbacks import TrainLogger
 from mltu.tensorflow.dataProvider import DataProvider
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
+from callbacks import (BestModelCheckpoint, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
+                       TrainingInterrupted, TrainingTimeLimit)
 from configs import ModelConfigs
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
@@ -65,14 +68,27 @@ def parse_args(argv=None):
     data.add_argument("--keep-er", action="store_true",
                       help="keep IAM words whose segmentation is flagged 'er' (dropped by default: their boxes are wrong)")
     train = parser.add_argument_group("training (defaults from configs.py)")
-    train.add_argument("--epochs", type=positive_int, default=defaults.train_epochs,
-                       help="most epochs to train; early stopping usually ends sooner (default %(default)s)")
+    train.add_argument("--epochs", type=positive_int,
+                       help=f"most epochs to train; early stopping usually ends sooner (default {defaults.train_epochs})")
+    train.add_argument("--minutes", type=positive_float,
+                       help="stop training after this many minutes of wall-clock time, then export the best epoch as usual")
     train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="(default %(default)s)")
     train.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate, help="Adam's (default %(default)s)")
     train.add_argument("--model-dir", metavar="DIR",
                        help="where to write the model, logs and CSVs (default: a new Models/03_handwriting_recognition/<time> folder)")
     train.add_argument("--seed", type=int, default=42, help="for the split, weights and augmentation (default %(default)s)")
-    return parser.parse_args(argv)
+    train.add_argument("--resume", metavar="DIR",
+                       help="continue an interrupted run from DIR's last checkpoint, with its data split and settings "
+                            "(--epochs and --minutes may be given anew)")
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
+    if args.resume:
+        fixed = ["--dataset", "--data-dir", "--archive", "--dataset-url", "--split", "--keep-er", "--batch-size",
+                 "--learning-rate", "--model-dir", "--seed"]
+        clashes = [flag for flag in fixed if any(a == flag or a.startswith(flag + "=") for a in argv)]
+        if clashes:
+            parser.error(f"--resume goes on with the run's own data and settings; drop {' '.join(clashes)}")
+    return args
 
 
 def write_csv(rows, path):
@@ -81,16 +97,14 @@ def write_csv(rows, path):
     os.replace(path + ".tmp", path)
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    configs = ModelConfigs()
-    configs.batch_size = args.batch_size
-    configs.learning_rate = args.learning_rate
-    configs.train_epochs = args.epochs
-    if args.model_dir:
-        configs.model_path = args.model_dir
-    keras.utils.set_random_seed(args.seed)
+def read_csv(path):
+    # keep_default_na=False: words such as "null" or "NA" are labels, not missing values.
+    return pd.read_csv(path, dtype=str, keep_default_na=False)[["image_path", "label"]].values.tolist()
 
+
+def new_run(args, configs):
+    """Steps 1 and 2 for a new run: get the dataset, parse words.txt, split it, and save the
+    configs and the split in the model folder."""
     # 1. Get the dataset: a folder with words.txt and words/<a01>/<a01-000u>/<id>.png.
     # 2. Parse words.txt into (word id, image path, label) and split it.
     try:
@@ -111,17 +125,51 @@ def main(argv=None):
     configs.max_text_length = max(len(label) for label in labels)
     try:
         configs.save()
+        # The split is saved before training, so inferenceModel.py can score any checkpoint,
+        # and --resume continues on exactly the same images.
+        for part, rows in splits.items():
+            if rows:
+                write_csv(rows, os.path.join(configs.model_path, f"{part}.csv"))
+        # The training words, for lexicon-constrained decoding (inferenceModel.py --lexicon).
+        with open(os.path.join(configs.model_path, "lexicon.txt"), "w", encoding="utf-8") as f:
+            f.writelines(f"{word}\n" for word in sorted({label for _, label in splits["train"]}))
     except OSError as e:
         sys.exit(f"error: cannot write to the model folder {configs.model_path}: {e.strerror or e}")
-    print(f"Model folder: {configs.model_path}  ({len(configs.vocab)} characters, longest word {configs.max_text_length})")
+    return splits
 
-    # The split is saved before training, so inferenceModel.py can score any checkpoint.
-    for part, rows in splits.items():
-        if rows:
-            write_csv(rows, os.path.join(configs.model_path, f"{part}.csv"))
-    # The training words, for lexicon-constrained decoding (inferenceModel.py --lexicon).
-    with open(os.path.join(configs.model_path, "lexicon.txt"), "w", encoding="utf-8") as f:
-        f.writelines(f"{word}\n" for word in sorted({label for _, label in splits["train"]}))
+
+def resumed_run(args):
+    """Steps 1 and 2 for --resume: the configs, split and training state the run saved."""
+    state_path = os.path.join(args.resume, "last.json")
+    if not os.path.isfile(state_path):
+        sys.exit(f"error: {args.resume} has no last.json: it is not a model folder written by train.py, or its "
+                 "first epoch never finished (start it again without --resume)")
+    configs = ModelConfigs.load(os.path.join(args.resume, "configs.yaml"))
+    configs.model_path = args.resume
+    configs.train_epochs = args.epochs or configs.train_epochs
+    with open(state_path) as f:
+        state = json.load(f)
+    splits = {part: read_csv(os.path.join(args.resume, f"{part}.csv")) for part in ("train", "val")}
+    print(f"Resuming {args.resume} at epoch {state['next_epoch'] + 1} (best val_CER so far {state['best_val_CER']})")
+    return configs, splits, state
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    keras.utils.set_random_seed(args.seed)
+    if args.resume:
+        configs, splits, resume_state = resumed_run(args)
+    else:
+        configs = ModelConfigs()
+        configs.batch_size = args.batch_size
+        configs.learning_rate = args.learning_rate
+        configs.train_epochs = args.epochs or configs.train_epochs
+        configs.model_path = args.model_dir or configs.model_path
+        splits, resume_state = new_run(args, configs), None
+    print(f"Model folder: {configs.model_path}  ({len(configs.vocab)} characters, longest word {configs.max_text_length})")
+    free_mb = shutil.disk_usage(configs.model_path).free / 2**20
+    if free_mb < 100:
+        sys.exit(f"error: only {free_mb:.0f} MB free for {configs.model_path}; checkpoints need about 100 MB")
 
     # 3. The data pipeline: read the image, resize it to the model's input, turn the label
     # into vocabulary indices padded to a fixed length (padding = len(vocab), the CTC blank).
@@ -157,34 +205,54 @@ def main(argv=None):
     val_data = data_provider(splits["val"])
 
     # 4. The model: images in, per-time-step character probabilities out, trained with CTC.
-    model = train_model(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab))
-    padding_token = len(configs.vocab)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate),
-        loss=CTCLoss(padding_token),
-        metrics=[CWERMetric(padding_token)],
-    )
+    if resume_state:
+        # The whole model as last saved, optimizer state included.
+        model = keras.models.load_model(os.path.join(configs.model_path, "last.keras"))
+        model.optimizer.learning_rate = resume_state["learning_rate"]
+    else:
+        model = train_model(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab))
+        padding_token = len(configs.vocab)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate),
+            loss=CTCLoss(padding_token),
+            metrics=[CWERMetric(padding_token)],
+        )
     model.summary(line_length=110)
 
     # 5. Train. Everything watches val_CER: lower is better, hence mode="min" (Keras 3 requires it).
     best_model_path = os.path.join(configs.model_path, "model.keras")
-    model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=configs.train_epochs,
-        callbacks=[
-            EarlyStopping(monitor="val_CER", patience=20, mode="min", verbose=1),
-            ModelCheckpoint(best_model_path, monitor="val_CER", save_best_only=True, mode="min", verbose=1),
-            TrainLogger(configs.model_path),
-            CSVLogger(os.path.join(configs.model_path, "history.csv")),
-            TensorBoard(os.path.join(configs.model_path, "logs"), update_freq="epoch"),
-            ReduceLROnPlateau(monitor="val_CER", factor=0.9, min_delta=1e-10, patience=10, mode="min", verbose=1),
-        ],
-    )
+    early_stopping = EarlyStopping(monitor="val_CER", patience=20, mode="min", verbose=1)
+    reduce_lr = ReduceLROnPlateau(monitor="val_CER", factor=0.9, min_delta=1e-10, patience=10, mode="min", verbose=1)
+    best_checkpoint = BestModelCheckpoint(best_model_path, initial_best=resume_state and resume_state["best_val_CER"])
+    last_checkpoint = ResumableCheckpoint(configs.model_path, early_stopping, reduce_lr, best_checkpoint, resume_state)
+    stop_on_signal_or_nan = StopOnSignalOrNaN()
+    callbacks = [
+        early_stopping,
+        reduce_lr,
+        best_checkpoint,
+        last_checkpoint,
+        TrainLogger(configs.model_path),
+        CSVLogger(os.path.join(configs.model_path, "history.csv"), append=bool(resume_state)),
+        TensorBoard(os.path.join(configs.model_path, "logs"), update_freq="epoch"),
+        stop_on_signal_or_nan,
+    ] + ([TrainingTimeLimit(args.minutes)] if args.minutes else [])
+    interrupted = None
+    try:
+        model.fit(train_data, validation_data=val_data, epochs=configs.train_epochs, callbacks=callbacks,
+                  initial_epoch=resume_state["next_epoch"] if resume_state else 0)
+    except TrainingInterrupted as e:
+        stop_on_signal_or_nan.restore_signal_handlers()
+        interrupted = e
+        if not isinstance(e, LossBecameNaN):  # after a NaN loss the weights are garbage: keep the last good checkpoint
+            last_checkpoint.save(next_epoch=last_checkpoint.epoch)
+    except OSError as e:
+        sys.exit(f"error: could not write in {configs.model_path} ({e.strerror or e}); the last good checkpoint is "
+                 f"intact: free some space, then python train.py --resume {configs.model_path}")
 
     # 6. Export the best epoch to ONNX, then check the ONNX model computes what Keras does.
     if not os.path.exists(best_model_path):
-        sys.exit(f"error: no checkpoint was saved in {configs.model_path} (val_CER never improved); nothing to export")
+        sys.exit(f"error: no epoch finished in {configs.model_path}{f' ({interrupted})' if interrupted else ''}; "
+                 "nothing to export")
     model.load_weights(best_model_path)
     onnx_path = os.path.join(configs.model_path, "model.onnx")
     metadata = {"vocab": configs.vocab, "height": configs.height, "width": configs.width,
@@ -200,6 +268,9 @@ def main(argv=None):
     if difference > 1e-4:
         sys.exit(f"error: the ONNX model's outputs differ from Keras by {difference:.2g} (> 1e-4); do not use {onnx_path}")
     print(f"Exported {onnx_path} (ONNX vs Keras max difference {difference:.1e} on {len(images)} validation images)")
+    if interrupted:
+        sys.exit(f"error: training stopped early: {interrupted}. The best epoch so far is exported; continue "
+                 f"from the last good checkpoint with: python train.py --resume {configs.model_path}")
     print(f"Next: python inferenceModel.py --model {configs.model_path}")
 
 
