@@ -56,8 +56,8 @@ class BestModelCheckpoint(ModelCheckpoint):
         previous_best = self.best
         if self._should_save_model(epoch, batch, logs, self.filepath):
             save_keras_model_atomically(self.model, self.filepath)
-            print(f"\nEpoch {epoch + 1}: val_CER improved from {previous_best if previous_best is not None else 'none'} "
-                  f"to {self.best:.5f}, saved {self.filepath}")
+            previous = "none" if previous_best is None else f"{previous_best:.5f}"
+            print(f"\nEpoch {epoch + 1}: val_CER improved from {previous} to {self.best:.5f}, saved {self.filepath}")
         else:
             print(f"\nEpoch {epoch + 1}: val_CER did not improve from {self.best:.5f}")
 

@@ -9,7 +9,7 @@ import socket
 import pytest
 import yaml
 
-from conftest import run_script
+from conftest import GW_WORDS, run_script
 
 
 def read_rows(path):
@@ -147,3 +147,17 @@ def test_iam_download_offline_fails_clearly(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert url in result.stderr and "--archive" in result.stderr and "--data-dir" in result.stderr
+
+
+@pytest.mark.skipif(not os.path.isdir(GW_WORDS), reason="../shared/data/gw_words (real handwriting) is not here")
+def test_one_epoch_on_real_handwriting(tmp_path):
+    model_dir = str(tmp_path / "gw")
+    result = run_script("train.py", "--data-dir", GW_WORDS, "--epochs", 1, "--model-dir", model_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "3726 words kept" in result.stdout and "2433 train, 1293 val" in result.stdout
+    assert len(read_rows(os.path.join(model_dir, "val.csv"))) == 1293
+
+    val_cer = float(read_rows(os.path.join(model_dir, "history.csv"))[0]["val_CER"])
+    result = run_script("inferenceModel.py", "--model", model_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert float(re.search(r"Average CER: ([\d.]+)", result.stdout).group(1)) == pytest.approx(val_cer, abs=0.01)
