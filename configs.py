@@ -14,6 +14,7 @@ class ModelConfigs(BaseModelConfigs):
         self.height = 32
         self.width = 128
         self.max_text_length = 0  # filled from the training data
-        self.batch_size = 16
+        self.batch_size = 16  # per replica (per GPU); train.py --help explains the global batch
         self.learning_rate = 0.0005
+        self.mixed_precision = "off"  # or float16, bfloat16 (train.py --mixed-precision)
         self.train_epochs = 1000

@@ -33,5 +33,6 @@ def train_model(input_dim, output_dim, activation="leaky_relu", dropout=0.2):
     x = layers.Bidirectional(layers.LSTM(128, return_sequences=True))(x)
     x = layers.Dropout(dropout)(x)
 
-    output = layers.Dense(output_dim + 1, activation="softmax", name="output")(x)
+    # float32 even under mixed precision: a 16-bit softmax loses the small probabilities CTC takes the log of.
+    output = layers.Dense(output_dim + 1, activation="softmax", name="output", dtype="float32")(x)
     return Model(inputs=inputs, outputs=output)

@@ -4,19 +4,27 @@
     python train.py                    # the IAM words dataset (downloads ~1 GB once)
     python train.py --data-dir DIR     # any folder in the IAM words layout
 
+Every GPU of the machine is used (--strategy auto); README: "Training on several GPUs /
+machines" shows how to train on several machines at once.
+
 Read top to bottom: get the data, parse words.txt, build the data pipeline, build the model,
 train it, export the best epoch to ONNX. `python train.py --help` lists every flag.
 """
 import argparse
+import atexit
 import json
 import os
+import re
 import shutil
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the tutorial output
 
 import keras
+import numpy as np
 import pandas as pd
+import tensorflow as tf
 from keras.callbacks import CSVLogger, EarlyStopping, ReduceLROnPlateau, TensorBoard
 from mltu.annotations.images import CVImage
 from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomRotate, RandomSharpen
@@ -30,9 +38,14 @@ from callbacks import (BestModelCheckpoint, LossBecameNaN, ResumableCheckpoint, 
 from configs import ModelConfigs
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
+from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
+                        writes_files)
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
 from model import train_model
 from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
+
+# mltu's TrainLogger sets the root logger to INFO, which would let tf.distribute log every all-reduce.
+tf.get_logger().setLevel("WARNING")
 
 
 def positive_int(text):
@@ -72,22 +85,43 @@ def parse_args(argv=None):
                        help=f"most epochs to train; early stopping usually ends sooner (default {defaults.train_epochs})")
     train.add_argument("--minutes", type=positive_float,
                        help="stop training after this many minutes of wall-clock time, then export the best epoch as usual")
-    train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size, help="(default %(default)s)")
-    train.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate, help="Adam's (default %(default)s)")
+    train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                       help="images per replica (one replica per GPU, or per worker without GPUs) in each step; "
+                            "a step trains on the global batch of batch-size x replicas images (default %(default)s)")
+    train.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate,
+                       help="Adam's, used as given for any number of replicas: it is not scaled with the global batch "
+                            "(README says when to raise it) (default %(default)s)")
     train.add_argument("--model-dir", metavar="DIR",
                        help="where to write the model, logs and CSVs (default: a new Models/03_handwriting_recognition/<time> folder)")
     train.add_argument("--seed", type=int, default=42, help="for the split, weights and augmentation (default %(default)s)")
     train.add_argument("--resume", metavar="DIR",
                        help="continue an interrupted run from DIR's last checkpoint, with its data split and settings "
-                            "(--epochs and --minutes may be given anew)")
+                            "(--epochs, --minutes, --strategy and --jit-compile may be given anew)")
+    scale = parser.add_argument_group("several GPUs or machines, speed (README: Training on several GPUs / machines)")
+    scale.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker"], default="auto",
+                       help="auto: mirrored when this machine has more than one GPU, else default (the default); "
+                            "default: one device; mirrored: a replica on every GPU of this machine "
+                            "(tf.distribute.MirroredStrategy); multiworker: a replica on every worker listed in the "
+                            "TF_CONFIG environment variable (MultiWorkerMirroredStrategy), run the same command on each; "
+                            "only the chief writes --model-dir")
+    scale.add_argument("--mixed-precision", choices=["off", "float16", "bfloat16"], default="off",
+                       help="compute in 16 bits, keep float32 weights: float16 on GPUs with tensor cores, bfloat16 on "
+                            "recent GPUs and CPUs with bfloat16 instructions; the exported ONNX model is float32 "
+                            "(default %(default)s)")
+    scale.add_argument("--jit-compile", action="store_true",
+                       help="compile the training step with XLA; today XLA cannot compile this model's CTC decoding "
+                            "and stops with an error naming the op (default: off)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.resume:
         fixed = ["--dataset", "--data-dir", "--archive", "--dataset-url", "--split", "--keep-er", "--batch-size",
-                 "--learning-rate", "--model-dir", "--seed"]
+                 "--learning-rate", "--model-dir", "--seed", "--mixed-precision"]
         clashes = [flag for flag in fixed if any(a == flag or a.startswith(flag + "=") for a in argv)]
         if clashes:
             parser.error(f"--resume goes on with the run's own data and settings; drop {' '.join(clashes)}")
+    if args.minutes and args.strategy == "multiworker":
+        parser.error("--minutes cannot be used with --strategy multiworker: each worker's clock would stop it at "
+                     "a different batch; use --epochs")
     return args
 
 
@@ -147,6 +181,7 @@ def resumed_run(args):
     configs = ModelConfigs.load(os.path.join(args.resume, "configs.yaml"))
     configs.model_path = args.resume
     configs.train_epochs = args.epochs or configs.train_epochs
+    configs.mixed_precision = getattr(configs, "mixed_precision", "off")  # folders from before --mixed-precision
     with open(state_path) as f:
         state = json.load(f)
     splits = {part: read_csv(os.path.join(args.resume, f"{part}.csv")) for part in ("train", "val")}
@@ -154,8 +189,22 @@ def resumed_run(args):
     return configs, splits, state
 
 
+def as_model_inputs(images, labels):
+    """A batch as NumPy arrays, images as float32 like the model's input: at the start of fit()
+    Keras averages one batch across the workers of a multi-worker run, and TensorFlow's collective
+    ops cannot add uint8."""
+    return np.array(images, dtype=np.float32), np.array(labels)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        # First of all: the multi-worker strategy must set up TensorFlow before anything runs in it.
+        strategy = make_strategy(args.strategy)
+    except DeviceSetupError as e:
+        sys.exit(f"error: {e}")
+    # The same seed on every worker of a multi-worker run: the same split and the same shuffling,
+    # so each worker's share of a batch is a different part of the same global batch.
     keras.utils.set_random_seed(args.seed)
     if args.resume:
         configs, splits, resume_state = resumed_run(args)
@@ -163,21 +212,37 @@ def main(argv=None):
         configs = ModelConfigs()
         configs.batch_size = args.batch_size
         configs.learning_rate = args.learning_rate
+        configs.mixed_precision = args.mixed_precision
         configs.train_epochs = args.epochs or configs.train_epochs
         configs.model_path = args.model_dir or configs.model_path
+    try:
+        set_mixed_precision(configs.mixed_precision)
+    except DeviceSetupError as e:
+        sys.exit(f"error: {e}")
+    if not writes_files(strategy):
+        # The other workers of a multi-worker run train the same model but keep nothing: whatever
+        # they write goes to a temporary folder, deleted when they exit.
+        configs.model_path = tempfile.mkdtemp(prefix="train_worker_")
+        atexit.register(shutil.rmtree, configs.model_path, ignore_errors=True)
+    if not args.resume:
         splits, resume_state = new_run(args, configs), None
+    replicas = strategy.num_replicas_in_sync
     print(f"Model folder: {configs.model_path}  ({len(configs.vocab)} characters, longest word {configs.max_text_length})")
+    if replicas > 1:
+        print(f"{type(strategy).__name__}: {replicas} replicas, global batch {configs.batch_size * replicas} "
+              f"({configs.batch_size} per replica){'' if writes_files(strategy) else '; this worker keeps no files'}")
     free_mb = shutil.disk_usage(configs.model_path).free / 2**20
     if free_mb < 100:
         sys.exit(f"error: only {free_mb:.0f} MB free for {configs.model_path}; checkpoints need about 100 MB")
 
     # 3. The data pipeline: read the image, resize it to the model's input, turn the label
     # into vocabulary indices padded to a fixed length (padding = len(vocab), the CTC blank).
+    # Under a strategy each batch is the global batch: Keras splits it between the replicas.
     def data_provider(rows, augmentors=(), shuffle=False):
         provider = DataProvider(
             dataset=rows,
             skip_validation=True,
-            batch_size=configs.batch_size,
+            batch_size=configs.batch_size * replicas,
             shuffle=shuffle,
             data_preprocessors=[ImageReader(CVImage)],
             augmentors=list(augmentors),
@@ -186,6 +251,7 @@ def main(argv=None):
                 LabelIndexer(configs.vocab),
                 LabelPadding(max_word_length=configs.max_text_length, padding_value=len(configs.vocab)),
             ],
+            batch_postprocessors=[as_model_inputs],
         )
         # mltu's DataProvider never calls Keras 3's PyDataset.__init__, so fit() would ignore
         # workers=... and prepare every batch in the training loop. One worker thread prepares
@@ -205,18 +271,23 @@ def main(argv=None):
     val_data = data_provider(splits["val"])
 
     # 4. The model: images in, per-time-step character probabilities out, trained with CTC.
-    if resume_state:
-        # The whole model as last saved, optimizer state included.
-        model = keras.models.load_model(os.path.join(configs.model_path, "last.keras"))
-        model.optimizer.learning_rate = resume_state["learning_rate"]
-    else:
-        model = train_model(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab))
-        padding_token = len(configs.vocab)
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate),
-            loss=CTCLoss(padding_token),
-            metrics=[CWERMetric(padding_token)],
-        )
+    # Built in the strategy's scope, so its variables and the optimizer's live on every replica.
+    with strategy.scope():
+        if resume_state:
+            # The whole model as last saved, optimizer state included.
+            model = keras.models.load_model(os.path.join(args.resume, "last.keras"))
+            model.optimizer.learning_rate = resume_state["learning_rate"]
+        else:
+            model = train_model(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab))
+            padding_token = len(configs.vocab)
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate),
+                loss=CTCLoss(padding_token),
+                metrics=[CWERMetric(padding_token)],
+            )
+    share_batch_norm_statistics(model, strategy)
+    # Explicitly: left to "auto", Keras turns XLA on by itself on a GPU machine.
+    model.jit_compile = args.jit_compile
     model.summary(line_length=110)
 
     # 5. Train. Everything watches val_CER: lower is better, hence mode="min" (Keras 3 requires it).
@@ -248,21 +319,36 @@ def main(argv=None):
     except OSError as e:
         sys.exit(f"error: could not write in {configs.model_path} ({e.strerror or e}); the last good checkpoint is "
                  f"intact: free some space, then python train.py --resume {configs.model_path}")
+    except tf.errors.InvalidArgumentError as e:
+        unsupported = sorted(set(re.findall(r"No registered '(\w+)' OpKernel for (\w+)", str(e))))
+        if not (args.jit_compile and unsupported):
+            raise
+        sys.exit(f"error: --jit-compile: XLA cannot compile {', '.join(f'{op} (on {device})' for op, device in unsupported)} "
+                 "in this model's training step; train without --jit-compile")
 
     # 6. Export the best epoch to ONNX, then check the ONNX model computes what Keras does.
+    # Only the chief exports; the other workers are done.
+    if not writes_files(strategy):
+        if interrupted:
+            sys.exit(f"error: training stopped early: {interrupted}")
+        return
     if not os.path.exists(best_model_path):
         sys.exit(f"error: no epoch finished in {configs.model_path}{f' ({interrupted})' if interrupted else ''}; "
                  "nothing to export")
-    model.load_weights(best_model_path)
+    # The best epoch's weights in a float32 copy of the model on one device, whatever the strategy
+    # and precision of training: ONNX gets a plain float32 model, checked against the same model.
+    keras.config.set_dtype_policy("float32")
+    export_model = train_model(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab))
+    export_model.load_weights(best_model_path)
     onnx_path = os.path.join(configs.model_path, "model.onnx")
     metadata = {"vocab": configs.vocab, "height": configs.height, "width": configs.width,
                 "max_text_length": configs.max_text_length}
     try:
-        export_onnx(model, onnx_path, metadata)
+        export_onnx(export_model, onnx_path, metadata)
     except OnnxExportError as e:
         sys.exit(f"error: {e}")
     images, _ = val_data[0]
-    difference = onnx_keras_max_difference(model, onnx_path, images)
+    difference = onnx_keras_max_difference(export_model, onnx_path, images)
     with open(os.path.join(configs.model_path, "onnx_check.json"), "w") as f:
         json.dump({"images": len(images), "max_abs_difference": difference}, f, indent=2)
     if difference > 1e-4:
