@@ -181,7 +181,6 @@ def resumed_run(args):
     configs = ModelConfigs.load(os.path.join(args.resume, "configs.yaml"))
     configs.model_path = args.resume
     configs.train_epochs = args.epochs or configs.train_epochs
-    configs.mixed_precision = getattr(configs, "mixed_precision", "off")  # folders from before --mixed-precision
     with open(state_path) as f:
         state = json.load(f)
     splits = {part: read_csv(os.path.join(args.resume, f"{part}.csv")) for part in ("train", "val")}
