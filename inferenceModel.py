@@ -3,28 +3,94 @@
     python inferenceModel.py                            # newest model under Models/, scored on its val.csv
     python inferenceModel.py --model DIR --csv FILE     # any model (.onnx or its folder), any labelled CSV
     python inferenceModel.py --model DIR a.png words/   # unlabelled images: prints path<TAB>text
+    python inferenceModel.py --decoder beam --lexicon Models/.../lexicon.txt   # slower, more accurate
+    python inferenceModel.py --quantize --preview preview.png                  # int8 model; see the results
 
 The .onnx file is all it needs: train.py stores the vocabulary and input size in its metadata.
+An image's way to a word, top to bottom: read_image -> ImageToWordModel.resize -> .probabilities
+(the network) -> .decode (ctc_decoding.py). predict_files runs it over many files in batches.
 """
 import argparse
 import glob
 import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
 from mltu.inferenceModel import OnnxInferenceModel
-from mltu.utils.text_utils import ctc_decoder, edit_distance
+from mltu.utils.text_utils import edit_distance
 from tqdm import tqdm
 
+from ctc_decoding import beam_search, greedy_decode, lexicon_decode, read_lexicon
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+IMAGE_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
+PREVIEW_IMAGES = 24  # --preview shows the first this many images
+CALIBRATION_IMAGES = 256  # --quantize measures the network's value ranges on this many images
+# Reading and resizing a word image costs about a tenth of running the network on it: two threads
+# keep well ahead of it, and more would only take CPU time from it (measured with bench.py).
+READER_THREADS = 2
+
+# We report every unreadable image ourselves, in one line; OpenCV's own warnings would only add noise.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 class ModelFileError(Exception):
     pass
+
+
+class UnreadableImage(Exception):
+    """An image file that cannot be read; str(e) says why."""
+
+
+def read_image(path):
+    """The image in `path` as BGR uint8, or UnreadableImage saying why not."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except (OSError, ValueError) as e:  # missing, a folder, no permission; ValueError: a NUL in the path
+        raise UnreadableImage(getattr(e, "strerror", None) or str(e)) from None
+    return decode_image(data)
+
+
+def decode_image(data):
+    """Image file bytes -> BGR uint8, whatever the file holds: grayscale, 1-bit, 16-bit, or with
+    transparency (laid on white paper, so transparent ink-on-nothing does not turn black)."""
+    if not data:
+        raise UnreadableImage("empty file (0 bytes)")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # e.g. a header announcing more pixels than OpenCV allows
+        image = None
+    if image is None or image.size == 0:
+        kind = next((kind for signature, kind in IMAGE_SIGNATURES.items() if data.startswith(signature)), None)
+        raise UnreadableImage(f"damaged or truncated {kind} file" if kind else "not an image file OpenCV can read")
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        raise UnreadableImage(f"{image.dtype} pixels; save it as an 8- or 16-bit image")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        alpha = image[:, :, 3:] / 255.0
+        return (image[:, :, :3] * alpha + 255 * (1 - alpha)).round().astype(np.uint8)
+    return image
+
+
+def session_options():
+    """One onnxruntime thread per core this process may use, and no spin-waiting for work.
+    Measured on 2 cores (bench.py inference): spinning threads make the model alone ~8% faster on
+    an otherwise idle machine, but the batched path no faster (its image readers need those
+    cycles), and while another program used the cores, the model alone ran at 460 images/s
+    with spinning against 1,080 without."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 class ImageToWordModel(OnnxInferenceModel):
@@ -34,14 +100,14 @@ class ImageToWordModel(OnnxInferenceModel):
     metadata string of the file (so a crafted model file could run code); the metadata here
     is JSON and read with json.loads. The attributes are the same as mltu's."""
 
-    def __init__(self, model_path):
+    def __init__(self, model_path, decoder="greedy", beam_width=10, lexicon_path=None):
         if os.path.isdir(model_path):
             model_path = os.path.join(model_path, "model.onnx")
         if not os.path.isfile(model_path):
             raise ModelFileError(f"no model at {model_path}; pass --model with a .onnx file or a folder holding model.onnx")
         self.model_path = model_path
         try:
-            self.model = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
+            self.model = ort.InferenceSession(model_path, session_options(), providers=["CPUExecutionProvider"])
         except Exception as e:
             raise ModelFileError(f"{model_path} is not a usable ONNX model ({str(e).splitlines()[0][:200]})") from e
 
@@ -57,20 +123,70 @@ class ImageToWordModel(OnnxInferenceModel):
         if len(self.input_shapes) != 1 or list(self.input_shapes[0][1:]) != [self.height, self.width, 3]:
             raise ModelFileError(f"{model_path} takes input {self.input_shapes}, not [batch, {self.height}, {self.width}, 3] images")
 
+        self.decoder, self.beam_width = decoder, beam_width
+        self.lexicon = None
+        if lexicon_path:
+            try:
+                self.lexicon, unspellable = read_lexicon(lexicon_path, self.vocab)
+            except (OSError, UnicodeDecodeError) as e:
+                raise ModelFileError(f"cannot read the lexicon {lexicon_path}: {e}") from e
+            if not self.lexicon:
+                raise ModelFileError(f"{lexicon_path} has no word the model can spell; pass a UTF-8 file with one word per line")
+            if unspellable:
+                print(f"lexicon {lexicon_path}: left out {unspellable} words with characters the model cannot write",
+                      file=sys.stderr)
+
+    def resize(self, image):
+        """Any BGR image -> the model's input size, exactly as train.py's ImageResizer does it."""
+        return cv2.resize(image, (self.width, self.height))
+
+    def probabilities(self, images):
+        """Resized images (batch, height, width, 3) -> (batch, time steps, len(vocab) + 1)."""
+        return self.model.run(self.output_names, {self.input_names[0]: np.asarray(images, dtype=np.float32)})[0]
+
+    def decode(self, probabilities):
+        """Per-time-step probabilities -> texts, with the decoder and lexicon chosen in __init__."""
+        if self.decoder == "greedy":
+            texts = greedy_decode(probabilities, self.vocab)
+        else:
+            texts = [beam_search(p, self.vocab, self.beam_width)[0][0] for p in probabilities]
+        if self.lexicon:
+            texts = [lexicon_decode(p, text, self.lexicon, self.vocab) for p, text in zip(probabilities, texts)]
+        return texts
+
     def predict_batch(self, images):
         """BGR uint8 images of any size -> predicted strings, in one model call."""
-        batch = np.stack([cv2.resize(image, (self.width, self.height)) for image in images]).astype(np.float32)
-        probabilities = self.model.run(self.output_names, {self.input_names[0]: batch})[0]
-        # Greedy CTC decoding: best character per time step, merge repeats, drop blanks.
-        return ctc_decoder(probabilities, self.vocab)
+        return self.decode(self.probabilities(np.stack([self.resize(image) for image in images])))
 
     def predict(self, image):
         return self.predict_batch([image])[0]
 
 
-def read_image(path):
-    """A BGR uint8 image, whatever the file holds (grayscale, RGBA, 16-bit), or None if unreadable."""
-    return cv2.imread(path, cv2.IMREAD_COLOR)
+def predict_files(model, paths, batch_size, progress=False):
+    """Predictions for image files: None for a file that cannot be read, reported in one line on stderr.
+
+    While the model reads one batch, a thread pool reads and resizes the next: OpenCV releases
+    Python's GIL while it decodes and resizes, so file reading hides behind the network."""
+    batches = [paths[start:start + batch_size] for start in range(0, len(paths), batch_size)]
+    predictions = []
+    with ThreadPoolExecutor(max_workers=READER_THREADS) as pool:
+        def start_reading(batch):
+            return [pool.submit(lambda path: model.resize(read_image(path)), path) for path in batch]
+
+        next_batch = start_reading(batches[0]) if batches else []
+        for index, batch in enumerate(tqdm(batches, disable=not progress, unit="batch")):
+            this_batch, next_batch = next_batch, start_reading(batches[index + 1]) if index + 1 < len(batches) else []
+            images = []
+            for path, future in zip(batch, this_batch):
+                try:
+                    images.append(future.result())
+                except UnreadableImage as e:
+                    tqdm.write(f"skipped {path}: {e}", file=sys.stderr)  # above the progress bar, not inside it
+                    images.append(None)
+            readable = [image for image in images if image is not None]
+            texts = iter(model.decode(model.probabilities(np.stack(readable))) if readable else [])
+            predictions += [next(texts) if image is not None else None for image in images]
+    return predictions
 
 
 def newest_model_dir(root="Models"):
@@ -107,21 +223,6 @@ def list_images(paths):
     return images
 
 
-def predict_files(model, paths, batch_size, progress=False):
-    """Predictions for image files, None for files that cannot be read (each reported once)."""
-    predictions = []
-    for start in tqdm(range(0, len(paths), batch_size), disable=not progress, unit="batch"):
-        chunk = paths[start:start + batch_size]
-        images = [read_image(path) for path in chunk]
-        for path, image in zip(chunk, images):
-            if image is None:
-                print(f"skipped {path}: missing or not a readable image", file=sys.stderr)
-        readable = [image for image in images if image is not None]
-        texts = iter(model.predict_batch(readable) if readable else [])
-        predictions += [next(texts) if image is not None else None for image in images]
-    return predictions
-
-
 def score(rows, predictions):
     """The seed's average CER (mean of per-word edits / length), corpus CER (all edits / all
     characters) and word accuracy, over the rows that have a prediction."""
@@ -150,6 +251,68 @@ def write_predictions(rows, predictions, per_word_cer, output_path):
     os.replace(output_path + ".tmp", output_path)
 
 
+def quantize_model(model_path):
+    """The int8 copy of the model, model.int8.onnx beside it: made the first time (and again
+    whenever model.onnx is newer), calibrated on the first images of the model folder's train.csv.
+
+    Measured on 2 CPU cores (bench.py inference): dynamic quantization alone runs the convolutions,
+    most of the time, as ConvInteger, 8x slower than float. So the convolutions, LeakyReLUs and
+    residual Adds are quantized statically (uint8 activations with ranges measured on the calibration
+    images, int8 weights per channel: the fast pair for onnxruntime's CPU kernels), after
+    quant_pre_process has folded the batch normalizations into the convolutions (else they stay
+    behind as slow float Mul/Add). The LSTM and the last MatMul are then quantized dynamically."""
+    import logging
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    model = ImageToWordModel(model_path)
+    int8_path = model.model_path[:-len(".onnx")] + ".int8.onnx"
+    if os.path.isfile(int8_path) and os.path.getmtime(int8_path) >= os.path.getmtime(model.model_path):
+        return int8_path
+    train_csv = os.path.join(os.path.dirname(model.model_path), "train.csv")
+    if not os.path.isfile(train_csv):
+        raise ModelFileError(f"--quantize calibrates on the training images listed in {train_csv}, which is missing; "
+                             "keep train.py's train.csv beside the model")
+    images = []
+    for path, _ in read_labelled_csv(train_csv)[:CALIBRATION_IMAGES]:
+        try:
+            images.append(model.resize(read_image(path)))
+        except UnreadableImage:
+            pass
+    if not images:
+        raise ModelFileError(f"none of the images listed in {train_csv} can be read: nothing to calibrate on")
+
+    class Calibration(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{model.input_names[0]: np.float32(images[start:start + 32])}
+                                 for start in range(0, len(images), 32)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    logging.disable(logging.WARNING)  # the quantizer warns about every shape tensor it rightly leaves alone
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            folded, static = os.path.join(folder, "folded.onnx"), os.path.join(folder, "static.onnx")
+            quant_pre_process(model.model_path, folded)
+            quantize_static(folded, static, Calibration(), quant_format=QuantFormat.QOperator, per_channel=True,
+                            op_types_to_quantize=["Conv", "LeakyRelu", "Add"],
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+            quantize_dynamic(static, os.path.join(folder, "int8.onnx"), op_types_to_quantize=["LSTM", "MatMul"],
+                             weight_type=QuantType.QInt8)
+            quantized = onnx.load(os.path.join(folder, "int8.onnx"))
+    finally:
+        logging.disable(logging.NOTSET)
+    del quantized.metadata_props[:]  # exactly the float model's: the vocabulary and input size, as JSON
+    quantized.metadata_props.extend(onnx.load(model.model_path).metadata_props)
+    onnx.save(quantized, int8_path + ".tmp")
+    os.replace(int8_path + ".tmp", int8_path)
+    return int8_path
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="*", help="image files or folders to read (no labels: prints path<TAB>text)")
@@ -157,33 +320,69 @@ def main(argv=None):
     parser.add_argument("--csv", help="labelled images to score, columns image_path,label (default: the model folder's val.csv)")
     parser.add_argument("--output", help="write image_path,label,prediction,cer for every scored row to this CSV")
     parser.add_argument("--batch-size", type=int, default=64, help="images per model call (default %(default)s)")
+    parser.add_argument("--decoder", choices=["greedy", "beam"], default="greedy",
+                        help="greedy: best character per time step (default); beam: CTC prefix beam search")
+    parser.add_argument("--beam-width", type=int, default=10, help="texts the beam search keeps (default %(default)s)")
+    parser.add_argument("--lexicon", metavar="FILE",
+                        help="one word per line (train.py writes the training words to the model folder's lexicon.txt): "
+                             "read the most likely of these words, unless the free reading is far more likely")
+    parser.add_argument("--quantize", action="store_true",
+                        help="make (or reuse) model.int8.onnx beside the model, calibrated on the folder's train.csv, and use it")
+    parser.add_argument("--preview", metavar="FILE.png", help=f"draw the first {PREVIEW_IMAGES} images with label and prediction")
     args = parser.parse_args(argv)
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.beam_width < 1:
+        parser.error(f"--beam-width must be at least 1, got {args.beam_width}")
 
     try:
-        model = ImageToWordModel(args.model or newest_model_dir())
+        model_path = args.model or newest_model_dir()
+        if args.quantize:
+            model_path = quantize_model(model_path)
+        model = ImageToWordModel(model_path, args.decoder, args.beam_width, args.lexicon)
         if args.images:
-            paths = list_images(args.images)
-            for path, text in zip(paths, predict_files(model, paths, args.batch_size)):
-                if text is not None:
-                    print(f"{path}\t{text}")
-            return
-        csv_path = args.csv or os.path.join(os.path.dirname(model.model_path), "val.csv")
-        rows = read_labelled_csv(csv_path)
+            rows = [(path, None) for path in list_images(args.images)]
+            if not rows:
+                raise ModelFileError(f"no {'/'.join(IMAGE_EXTENSIONS)} files in {' '.join(args.images)}")
+        else:
+            csv_path = args.csv or os.path.join(os.path.dirname(model.model_path), "val.csv")
+            rows = read_labelled_csv(csv_path)
+            print(f"Model {model.model_path}, {len(rows)} labelled images from {csv_path}")
     except ModelFileError as e:
         sys.exit(f"error: {e}")
 
-    print(f"Model {model.model_path}, {len(rows)} labelled images from {csv_path}")
-    predictions = predict_files(model, [path for path, _ in rows], args.batch_size, progress=True)
-    summary, per_word_cer = score(rows, predictions)
-    if args.output:
-        write_predictions(rows, predictions, per_word_cer, args.output)
-    print(f"Average CER: {summary['average_cer']:.4f}")
-    print(f"Corpus CER: {summary['corpus_cer']:.4f}")
-    print(f"Word accuracy: {summary['word_accuracy']:.4f} ({summary['words']} words)")
-    if summary["words"] < len(rows):
-        sys.exit(f"error: {len(rows) - summary['words']} of {len(rows)} images could not be read (listed above)")
+    predictions = predict_files(model, [path for path, _ in rows], args.batch_size, progress=not args.images)
+    if args.images:
+        for (path, _), text in zip(rows, predictions):
+            if text is not None:
+                print(f"{path}\t{text}")
+    else:
+        unknown = sorted(set("".join(label for _, label in rows)) - set(model.vocab))
+        if unknown:
+            n_labels = sum(not set(label) <= set(model.vocab) for _, label in rows)
+            print(f"note: {n_labels} labels use characters the model cannot write ({''.join(unknown)}); they count as errors")
+        summary, per_word_cer = score(rows, predictions)
+        print(f"Average CER: {summary['average_cer']:.4f}")
+        print(f"Corpus CER: {summary['corpus_cer']:.4f}")
+        print(f"Word accuracy: {summary['word_accuracy']:.4f} ({summary['words']} words)")
+    try:
+        if args.output and not args.images:
+            target = args.output
+            write_predictions(rows, predictions, per_word_cer, args.output)
+        if args.preview:
+            target = args.preview
+            from preview import write_preview  # preview.py also holds a Keras callback: load Keras only when asked
+            shown = [(path, label, text) for (path, label), text in zip(rows, predictions) if text is not None]
+            shown = shown[:PREVIEW_IMAGES]
+            write_preview(args.preview, [read_image(path) for path, _, _ in shown], [label for _, label, _ in shown],
+                          [text for _, _, text in shown])
+            print(f"Preview: {args.preview}", file=sys.stderr)
+    except OSError as e:
+        sys.exit(f"error: cannot write {target}: {e.strerror or e}; check that its folder exists and is writable")
+
+    failed = sum(text is None for text in predictions)
+    if failed:
+        sys.exit(f"error: {failed} of {len(rows)} images could not be read (listed above)")
 
 
 if __name__ == "__main__":
