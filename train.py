@@ -43,6 +43,7 @@ from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, sh
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
 from model import train_model
 from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
+from preview import ValidationPreview
 
 # mltu's TrainLogger sets the root logger to INFO, which would let tf.distribute log every all-reduce.
 tf.get_logger().setLevel("WARNING")
@@ -268,6 +269,10 @@ def main(argv=None):
         RandomRotate(angle=10, borderValue=(255, 255, 255)),
     ])
     val_data = data_provider(splits["val"])
+    # A few validation words, read by the model after every epoch and shown in TensorBoard.
+    preview_images, _ = val_data[0]
+    preview_images = preview_images[:8].astype(np.uint8)
+    preview_labels = [label for _, label in splits["val"][:len(preview_images)]]
 
     # 4. The model: images in, per-time-step character probabilities out, trained with CTC.
     # Built in the strategy's scope, so its variables and the optimizer's live on every replica.
@@ -304,6 +309,7 @@ def main(argv=None):
         TrainLogger(configs.model_path),
         CSVLogger(os.path.join(configs.model_path, "history.csv"), append=bool(resume_state)),
         TensorBoard(os.path.join(configs.model_path, "logs"), update_freq="epoch"),
+        ValidationPreview(os.path.join(configs.model_path, "logs"), preview_images, preview_labels, configs.vocab),
         stop_on_signal_or_nan,
     ] + ([TrainingTimeLimit(args.minutes)] if args.minutes else [])
     interrupted = None

@@ -21,3 +21,12 @@ def demo_dir(tmp_path_factory):
     """A small demo dataset in the IAM words layout, made by the project's own generator."""
     from demo_words import generate_demo_words
     return generate_demo_words(str(tmp_path_factory.mktemp("demo") / "Demo_Words"), num_words=96, seed=7)
+
+
+@pytest.fixture(scope="session")
+def trained_model_dir(demo_dir, tmp_path_factory):
+    """A model folder written by train.py: 3 epochs at batch size 8 on the small demo set."""
+    model_dir = str(tmp_path_factory.mktemp("run") / "model")
+    result = run_script("train.py", "--data-dir", demo_dir, "--epochs", 3, "--batch-size", 8, "--model-dir", model_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return model_dir

@@ -17,18 +17,15 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
-@pytest.fixture(scope="module")
-def trained(demo_dir, tmp_path_factory):
-    model_dir = str(tmp_path_factory.mktemp("run") / "model")
-    result = run_script("train.py", "--data-dir", demo_dir, "--epochs", 3, "--batch-size", 8, "--model-dir", model_dir)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return model_dir
+@pytest.fixture
+def trained(trained_model_dir):
+    return trained_model_dir
 
 
 def test_training_writes_a_complete_model_folder(trained, demo_dir):
     for name in ["configs.yaml", "model.keras", "model.onnx", "train.csv", "val.csv", "history.csv", "logs.log", "onnx_check.json"]:
         assert os.path.isfile(os.path.join(trained, name)), name
-    for part in ["train", "validation"]:  # TensorBoard curves for both
+    for part in ["train", "validation", "preview"]:  # TensorBoard curves, and validation words as read
         assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(trained, "logs", part)))
 
     labels = [line.split()[-1] for line in open(os.path.join(demo_dir, "words.txt"), encoding="utf-8") if not line.startswith("#")]
