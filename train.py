@@ -321,8 +321,13 @@ def main(argv=None):
         interrupted = e
         if not isinstance(e, LossBecameNaN):  # after a NaN loss the weights are garbage: keep the last good checkpoint
             last_checkpoint.save(next_epoch=last_checkpoint.epoch)
-    except OSError as e:
-        sys.exit(f"error: could not write in {configs.model_path} ({e.strerror or e}); the last good checkpoint is "
+    except (OSError, tf.errors.ResourceExhaustedError) as e:
+        # A full disk reaches us as OSError from Python's writers, and as ResourceExhaustedError
+        # from TensorBoard's (which is also how TensorFlow reports running out of memory).
+        if isinstance(e, tf.errors.ResourceExhaustedError) and "No space left on device" not in str(e):
+            raise
+        reason = getattr(e, "strerror", None) or "No space left on device"
+        sys.exit(f"error: could not write in {configs.model_path} ({reason}); the last good checkpoint is "
                  f"intact: free some space, then python train.py --resume {configs.model_path}")
     except tf.errors.InvalidArgumentError as e:
         unsupported = sorted(set(re.findall(r"No registered '(\w+)' OpKernel for (\w+)", str(e))))

@@ -1,10 +1,12 @@
-"""Training survives Ctrl-C, SIGTERM-style stops, kill -9, NaN losses and unwritable folders."""
+"""Training survives Ctrl-C, SIGTERM, kill -9, NaN losses, unwritable folders and full disks."""
 import csv
 import os
 import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from conftest import REPO, run_script
 
@@ -40,7 +42,7 @@ def test_interrupt_kill_and_resume(demo_dir, tmp_path):
     import ctc  # noqa: F401  registers the loss and metric for load_model
 
     model_dir = str(tmp_path / "model")
-    epochs = 6
+    epochs = 8
 
     # Ctrl-C: stops after the batch, saves a resumable checkpoint, exports the best epoch, exits non-zero.
     process = start_training("--data-dir", demo_dir, "--epochs", epochs, "--batch-size", 2, "--model-dir", model_dir)
@@ -50,6 +52,11 @@ def test_interrupt_kill_and_resume(demo_dir, tmp_path):
     assert os.path.isfile(os.path.join(model_dir, "model.onnx"))
     keras.models.load_model(os.path.join(model_dir, "last.keras"))
     assert not [f for f in os.listdir(model_dir) if ".tmp" in f]
+
+    # SIGTERM, as a scheduler or `docker stop` sends it, is handled the same way.
+    process = start_training("--resume", model_dir, "--epochs", epochs)
+    _, stderr = signal_after_epochs(process, model_dir, len(history_epochs(model_dir)) + 1, signal.SIGTERM)
+    assert process.returncode == 1 and "SIGTERM received" in stderr and "Traceback" not in stderr
 
     # kill -9 (no chance to clean up): the last checkpoint written whole is still there.
     process = start_training("--resume", model_dir, "--epochs", epochs)
@@ -86,3 +93,46 @@ def test_an_unwritable_model_folder_fails_before_training(demo_dir, tmp_path):
     assert result.returncode == 1
     assert "cannot write to the model folder" in result.stderr and "Traceback" not in result.stderr
     assert "Epoch 1" not in result.stdout
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 150 MB file system of its own (tmpfs), so filling it harms nothing else; needs root."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=150m", "tmpfs", str(mount_point)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_disk_fails_clearly_and_keeps_the_last_good_checkpoint(demo_dir, small_disk):
+    import keras
+    import ctc  # noqa: F401  registers the loss and metric for load_model
+
+    # Too little room to start: refused before training.
+    filler = small_disk / "filler"
+    subprocess.run(["fallocate", "-l", "120M", str(filler)], check=True)
+    result = run_script("train.py", "--data-dir", demo_dir, "--model-dir", small_disk / "early")
+    assert result.returncode == 1 and "MB free" in result.stderr and "Traceback" not in result.stderr
+    filler.unlink()
+
+    # The disk fills up during training: the next checkpoint write fails, the one before stays whole.
+    model_dir = str(small_disk / "model")
+    process = start_training("--data-dir", demo_dir, "--epochs", 20, "--batch-size", 2, "--model-dir", model_dir)
+    deadline = time.monotonic() + 300
+    while len(history_epochs(model_dir)) < 1:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    with open(filler, "wb") as f:  # fill every byte left
+        try:
+            while True:
+                f.write(b"\0" * 2**20)
+        except OSError:
+            pass
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1
+    assert "No space left on device" in stderr and f"--resume {model_dir}" in stderr and "Traceback" not in stderr
+    keras.models.load_model(os.path.join(model_dir, "last.keras"))
