@@ -34,7 +34,7 @@ from mltu.tensorflow.dataProvider import DataProvider
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
 from callbacks import (BestModelCheckpoint, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
-                       TrainingInterrupted, TrainingTimeLimit)
+                       TrainingInterrupted, TrainingTimeLimit, write_json_atomically)
 from configs import ModelConfigs
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
@@ -166,8 +166,10 @@ def new_run(args, configs):
             if rows:
                 write_csv(rows, os.path.join(configs.model_path, f"{part}.csv"))
         # The training words, for lexicon-constrained decoding (inferenceModel.py --lexicon).
-        with open(os.path.join(configs.model_path, "lexicon.txt"), "w", encoding="utf-8") as f:
+        lexicon_path = os.path.join(configs.model_path, "lexicon.txt")
+        with open(lexicon_path + ".tmp", "w", encoding="utf-8") as f:
             f.writelines(f"{word}\n" for word in sorted({label for _, label in splits["train"]}))
+        os.replace(lexicon_path + ".tmp", lexicon_path)
     except OSError as e:
         sys.exit(f"error: cannot write to the model folder {configs.model_path}: {e.strerror or e}")
     return splits
@@ -359,8 +361,8 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     images, _ = val_data[0]
     difference = onnx_keras_max_difference(export_model, onnx_path, images)
-    with open(os.path.join(configs.model_path, "onnx_check.json"), "w") as f:
-        json.dump({"images": len(images), "max_abs_difference": difference}, f, indent=2)
+    write_json_atomically({"images": len(images), "max_abs_difference": difference},
+                          os.path.join(configs.model_path, "onnx_check.json"))
     if difference > 1e-4:
         sys.exit(f"error: the ONNX model's outputs differ from Keras by {difference:.2g} (> 1e-4); do not use {onnx_path}")
     print(f"Exported {onnx_path} (ONNX vs Keras max difference {difference:.1e} on {len(images)} validation images)")
