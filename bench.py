@@ -1,6 +1,17 @@
 """Benchmarks, one subcommand each.
 
     python bench.py inference --model DIR [--csv FILE] [--images N] [--quantize]
+    python bench.py train [--data-dir DIR] [--steps N]
+    python bench.py budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
+
+train: training samples per second of the seed preset and of the project's defaults on the same
+images, in one process: through the whole input pipeline (reading, augmentation, resizing in the
+DataProvider, as train.py trains), and for the model alone on in-memory batches (the limit).
+Steady state: the first WARMUP_STEPS steps (graph tracing) are not timed.
+
+budget: what a user gets from M minutes of training: train.py --minutes M with the seed preset,
+then the defaults (then each --variant), on DIR's splits/; each ONNX export is scored on the
+validation split; one table: CER, average CER, word accuracy, epochs, samples/s.
 
 inference: images per second for the seed's loop (read, resize, run and decode one image at a
 time), for inferenceModel.py's batched path (files to text, reading overlapped with the model),
@@ -12,8 +23,11 @@ Each figure is the best of REPEATS rounds, as timeit does: other programs on the
 make a run slower. The images are read once before timing, so all paths read from a warm file cache.
 """
 import argparse
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 
 import cv2
@@ -26,6 +40,7 @@ from inferenceModel import (ImageToWordModel, ModelFileError, UnreadableImage, p
 
 REPEATS = 3
 BATCH_SIZE = 64
+WARMUP_STEPS = 3
 
 
 def best_rates(runs, count):
@@ -96,6 +111,94 @@ def bench_inference(args):
     print(f"  average CER (greedy): float {float_cer:.4f}, int8 {int8_cer:.4f} ({100 * (int8_cer - float_cer):+.2f} points)")
 
 
+def training_rate(model, data, steps, batch_size):
+    """Steady-state samples/s of model.fit() on `data` (a PyDataset, or (images, labels) arrays):
+    the time from the end of step WARMUP_STEPS to the end of step WARMUP_STEPS + steps, over as
+    many epochs as that takes."""
+    import keras  # TensorFlow is imported only by the subcommands that train
+
+    ends = []
+
+    def step_end(batch, logs):
+        ends.append(time.perf_counter())
+        model.stop_training = len(ends) == WARMUP_STEPS + steps
+    x, y = data if isinstance(data, tuple) else (data, None)
+    model.fit(x, y, batch_size=batch_size if y is not None else None, epochs=WARMUP_STEPS + steps, verbose=0,
+              callbacks=[keras.callbacks.LambdaCallback(on_train_batch_end=step_end)])
+    return steps * batch_size / (ends[-1] - ends[WARMUP_STEPS - 1])
+
+
+def bench_train(args):
+    import keras
+
+    from configs import ModelConfigs
+    from demo_words import generate_demo_words
+    from distribute import set_mixed_precision
+    from iam_words import DatasetError, parse_words_txt
+    from train import compile_model, data_provider, training_augmentors
+
+    try:
+        words = parse_words_txt(args.data_dir or generate_demo_words())
+    except DatasetError as e:
+        sys.exit(f"error: {e}")
+    rows = [(path, label) for _, path, label in words]
+    print(f"{len(rows)} images from {args.data_dir or 'the demo set'}, {os.cpu_count()} CPU cores; "
+          f"{args.steps} timed steps after {WARMUP_STEPS} untimed ones")
+    rates = {}
+    for preset in ("seed", "default"):
+        configs = ModelConfigs(preset)
+        configs.vocab = "".join(sorted(set("".join(label for _, label in rows))))
+        configs.max_text_length = max(len(label) for _, label in rows)
+        configs.mixed_precision = set_mixed_precision(configs.mixed_precision)
+        keras.utils.set_random_seed(0)
+        pipeline = data_provider(rows, configs, configs.batch_size, training_augmentors(configs.augmentation), shuffle=True)
+        pipeline_rate = training_rate(compile_model(configs), pipeline, args.steps, configs.batch_size)
+        in_memory = [pipeline[i] for i in range(min(len(pipeline), WARMUP_STEPS + args.steps))]
+        images, labels = (np.concatenate(parts) for parts in zip(*in_memory))
+        alone_rate = training_rate(compile_model(configs), (images, labels), args.steps, configs.batch_size)
+        rates[preset] = pipeline_rate
+        print(f"  {preset:8} ({configs.architecture} model, batch {configs.batch_size}, {configs.mixed_precision} "
+              f"precision): pipeline {pipeline_rate:6.0f} samples/s, model alone {alone_rate:6.0f} samples/s")
+    print(f"  defaults / seed: {rates['default'] / rates['seed']:.2f}x")
+
+
+def bench_budget(args):
+    splits = os.path.join(args.data_dir, "splits")
+    if not all(os.path.isfile(os.path.join(splits, f"{part}.txt")) for part in ("train", "valid")):
+        sys.exit(f"error: {args.data_dir} has no splits/train.txt and splits/valid.txt; budget compares on a fixed split")
+    variants = [("seed preset", ["--preset", "seed"]), ("defaults", [])]
+    for variant in args.variant:
+        name, _, flags = variant.partition(":")
+        variants.append((name.strip(), flags.split()))
+    work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench_budget_")
+    results = []
+    for index, (name, flags) in enumerate(variants):
+        model_dir = os.path.join(work_dir, f"{index}")
+        command = [sys.executable, "train.py", "--data-dir", args.data_dir, "--minutes", str(args.minutes),
+                   "--model-dir", model_dir, *flags]
+        print(f"[{name}] {' '.join(command[1:])}", flush=True)
+        finished = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if finished.returncode:
+            last_line = (finished.stderr.strip().splitlines() or [f"exit code {finished.returncode}"])[-1]
+            sys.exit(f"error: {name}: train.py failed: {last_line}")
+        with open(os.path.join(model_dir, "training.json")) as f:
+            training = json.load(f)
+        rows = read_labelled_csv(os.path.join(model_dir, "val.csv"))
+        model = ImageToWordModel(os.path.join(model_dir, "model.onnx"))
+        summary = score(rows, predict_files(model, [path for path, _ in rows], BATCH_SIZE))[0]
+        results.append((name, summary, training))
+        print(f"  CER {summary['corpus_cer']:.4f}, average CER {summary['average_cer']:.4f}, "
+              f"word accuracy {summary['word_accuracy']:.4f}", flush=True)
+
+    print(f"\n{args.minutes:g} minutes of training each on {args.data_dir} ({len(rows)} validation words, "
+          f"{os.cpu_count()} CPU cores), greedy decoding of the ONNX export; models in {work_dir}")
+    print("| run | CER | average CER | word accuracy | epochs | samples/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, summary, training in results:
+        print(f"| {name} | {summary['corpus_cer']:.1%} | {summary['average_cer']:.1%} | {summary['word_accuracy']:.1%} | "
+              f"{training['epochs']} | {training['samples'] / training['seconds']:.0f} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     subcommands = parser.add_subparsers(dest="subcommand", required=True)
@@ -105,6 +208,17 @@ def main(argv=None):
     inference.add_argument("--images", type=int, default=1000, help="how many of the CSV's images (default %(default)s)")
     inference.add_argument("--quantize", action="store_true", help="make model.int8.onnx first (inferenceModel.py --quantize)")
     inference.set_defaults(run=bench_inference)
+    train = subcommands.add_parser("train", help="training samples/s: seed preset vs defaults, pipeline and model alone")
+    train.add_argument("--data-dir", help="a folder in the IAM words layout (default: the demo set)")
+    train.add_argument("--steps", type=int, default=40, help="timed training steps per measurement (default %(default)s)")
+    train.set_defaults(run=bench_train)
+    budget = subcommands.add_parser("budget", help="CER after M minutes of training: seed preset vs defaults")
+    budget.add_argument("--minutes", type=float, required=True, help="training budget of each run")
+    budget.add_argument("--data-dir", required=True, help="a folder in the IAM words layout with splits/train.txt, valid.txt")
+    budget.add_argument("--variant", action="append", default=[], metavar='"NAME: FLAGS"',
+                        help='also train the defaults with these train.py flags, e.g. "seed model: --architecture seed"')
+    budget.add_argument("--work-dir", help="where to keep the trained models (default: a new temporary folder)")
+    budget.set_defaults(run=bench_budget)
     args = parser.parse_args(argv)
     try:
         args.run(args)

@@ -27,6 +27,66 @@ class TrainingTimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class WarmupCosineSchedule(keras.callbacks.Callback):
+    """The learning rate rises linearly from 0 to `peak` over the first WARMUP of training, then
+    follows a cosine down to 0 at the end. The end is whichever comes first of `epochs` and
+    `minutes`: progress is the larger of the two fractions spent, so "train for 20 minutes"
+    gets a whole schedule, and the best weights usually come from the last, low-rate epochs.
+
+    `progress` is saved by ResumableCheckpoint; a resumed run spends the rest of the schedule
+    in its own --minutes."""
+
+    WARMUP = 0.03
+
+    def __init__(self, peak, epochs, minutes=None, progress=0.0):
+        super().__init__()
+        self.peak, self.epochs, self.seconds = peak, epochs, minutes and minutes * 60
+        self.progress = self.start_progress = progress
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch, logs=None):
+        by_epochs = (self.epoch + batch / self.params["steps"]) / self.epochs
+        by_time = 0.0
+        if self.seconds:
+            spent = (time.monotonic() - self.start) / self.seconds
+            by_time = self.start_progress + (1 - self.start_progress) * spent
+        self.progress = min(1.0, max(by_epochs, by_time))
+        if self.progress < self.WARMUP:
+            rate = self.peak * self.progress / self.WARMUP
+        else:
+            rate = self.peak * 0.5 * (1 + math.cos(math.pi * (self.progress - self.WARMUP) / (1 - self.WARMUP)))
+        self.model.optimizer.learning_rate = rate
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class TrainingSpeed(keras.callbacks.Callback):
+    """Counts the images trained on and the wall-clock time of the whole fit(), validation and
+    callbacks included: the samples/s a user actually gets (train.py writes it to training.json)."""
+
+    def __init__(self, batch_size, epoch_size):
+        super().__init__()
+        self.batch_size, self.epoch_size = batch_size, epoch_size
+        self.samples, self.seconds = 0, 0.0
+
+    def on_train_begin(self, logs=None):
+        self.start = time.monotonic()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.samples += min(self.batch_size, self.epoch_size - batch * self.batch_size)  # the last batch is short
+        self.seconds = time.monotonic() - self.start
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds = time.monotonic() - self.start
+
+
 def save_keras_model_atomically(model, path):
     """model.save() to a temporary name, then rename: a kill or a full disk mid-write leaves
     the previous file intact instead of a truncated one."""
@@ -65,24 +125,25 @@ class BestModelCheckpoint(ModelCheckpoint):
 class ResumableCheckpoint(keras.callbacks.Callback):
     """After every epoch, everything `train.py --resume` needs to go on as if never stopped:
     the model with its optimizer state (last.keras) and the epoch number, learning rate,
-    best val_CER and the early-stopping and learning-rate-schedule counters (last.json).
+    best val_CER and the counters of the early stopping and learning-rate schedule (last.json).
 
-    Put it after EarlyStopping and ReduceLROnPlateau in the callback list: on a resumed run
-    their on_train_begin resets their counters, and this one's then puts them back."""
+    `counters`: {name: (callback, [attribute, ...])}. Put this callback after those in the
+    callback list: on a resumed run their on_train_begin resets them, and this one's then puts
+    the saved values back."""
 
-    def __init__(self, model_dir, early_stopping, reduce_lr, best_checkpoint, resume_state=None):
+    def __init__(self, model_dir, best_checkpoint, counters, resume_state=None):
         super().__init__()
         self.model_path = os.path.join(model_dir, "last.keras")
         self.state_path = os.path.join(model_dir, "last.json")
-        self.early_stopping, self.reduce_lr, self.best_checkpoint = early_stopping, reduce_lr, best_checkpoint
+        self.best_checkpoint, self.counters = best_checkpoint, counters
         self.resume_state = resume_state
         self.epoch = 0
 
     def on_train_begin(self, logs=None):
         if self.resume_state:
-            for callback, key in ((self.early_stopping, "early_stopping"), (self.reduce_lr, "reduce_lr")):
-                for name, value in self.resume_state[key].items():
-                    setattr(callback, name, value)
+            for name, (callback, _) in self.counters.items():
+                for attribute, value in self.resume_state[name].items():
+                    setattr(callback, attribute, value)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -97,10 +158,8 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             "next_epoch": next_epoch,
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             "best_val_CER": self.best_checkpoint.best,
-            "early_stopping": {"wait": self.early_stopping.wait, "best": self.early_stopping.best,
-                               "best_epoch": self.early_stopping.best_epoch},
-            "reduce_lr": {"wait": self.reduce_lr.wait, "best": self.reduce_lr.best,
-                          "cooldown_counter": self.reduce_lr.cooldown_counter},
+            **{name: {attribute: getattr(callback, attribute) for attribute in attributes}
+               for name, (callback, attributes) in self.counters.items()},
         }, self.state_path)
 
 

@@ -66,10 +66,30 @@ def share_batch_norm_statistics(model, strategy):
 
 
 def set_mixed_precision(mode):
-    """--mixed-precision off|float16|bfloat16: layers compute in 16 bits and keep float32
+    """--mixed-precision auto|off|float16|bfloat16: layers compute in 16 bits and keep float32
     weights. float16 needs a GPU (on a CPU it is several times slower than float32); bfloat16
-    suits CPUs with bfloat16 instructions and recent GPUs. The model's softmax output and the
-    CTC loss stay float32 (see model.py, ctc.py)."""
+    suits CPUs with bfloat16 instructions and recent GPUs; auto picks bfloat16 where the hardware
+    computes it natively (elsewhere it is emulated, and slower than float32), else off.
+    The model's softmax output and the CTC loss stay float32 (see model.py, ctc.py).
+    Returns the mode chosen."""
     if mode == "float16" and not tf.config.list_physical_devices("GPU"):
         raise DeviceSetupError("--mixed-precision float16 needs a GPU; on a CPU use --mixed-precision bfloat16")
+    if mode == "auto":
+        mode = "bfloat16" if has_native_bfloat16() else "off"
     keras.config.set_dtype_policy({"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}[mode])
+    return mode
+
+
+def has_native_bfloat16():
+    """NVIDIA GPUs from Ampere (compute capability 8.0) on; without GPUs, x86 CPUs with the
+    AVX512_BF16 or AMX instructions (Linux reports them in /proc/cpuinfo)."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        return all(tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0)) >= (8, 0)
+                   for gpu in gpus)
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = set(f.read().split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})

@@ -22,6 +22,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 from mltu.inferenceModel import OnnxInferenceModel
+from mltu.transformers import ImageResizer
 from mltu.utils.text_utils import edit_distance
 from tqdm import tqdm
 
@@ -115,6 +116,7 @@ class ImageToWordModel(OnnxInferenceModel):
             self.metadata = {key: json.loads(value) for key, value in self.model.get_modelmeta().custom_metadata_map.items()}
             self.vocab = self.metadata["vocab"]
             self.height, self.width = int(self.metadata["height"]), int(self.metadata["width"])
+            self.keep_aspect_ratio = bool(self.metadata.get("keep_aspect_ratio", False))
         except (KeyError, ValueError, TypeError):
             raise ModelFileError(f"{model_path} has no vocabulary/input-size metadata; export it with train.py") from None
         self.input_shapes = [meta.shape for meta in self.model.get_inputs()]
@@ -137,7 +139,10 @@ class ImageToWordModel(OnnxInferenceModel):
                       file=sys.stderr)
 
     def resize(self, image):
-        """Any BGR image -> the model's input size, exactly as train.py's ImageResizer does it."""
+        """Any BGR image -> the model's input size, exactly as train.py's ImageResizer does it:
+        stretched, or scaled to fit and padded with white."""
+        if self.keep_aspect_ratio:
+            return ImageResizer.resize_maintaining_aspect_ratio(image, self.width, self.height, (255, 255, 255))
         return cv2.resize(image, (self.width, self.height))
 
     def probabilities(self, images):

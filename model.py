@@ -1,5 +1,8 @@
-"""The seed tutorial's recognizer: a residual CNN reads the word image, a BiLSTM reads the
-resulting column sequence, and a softmax over vocab + 1 (the CTC blank) per time step."""
+"""Word recognizers: a residual CNN reads the word image into a sequence of feature vectors, a
+BiLSTM reads that sequence, and a softmax gives vocab + 1 (the CTC blank) probabilities per step.
+
+Two architectures (configs.py picks one): the seed tutorial's, and "columns", this project's
+default, which spends its multiply-adds where they pay (README: How fast and how good)."""
 import warnings
 
 from keras import layers
@@ -10,7 +13,15 @@ from mltu.tensorflow.model_utils import residual_block
 warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
 
 
-def train_model(input_dim, output_dim, activation="leaky_relu", dropout=0.2):
+def build_model(configs):
+    """The model configs.architecture names, for (height, width, 3) BGR images of 0-255."""
+    architecture = {"seed": seed_model, "columns": columns_model}[configs.architecture]
+    return architecture(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab))
+
+
+def seed_model(input_dim, output_dim, activation="leaky_relu", dropout=0.2):
+    """The seed tutorial's model, unchanged: 9 residual blocks, the first two at full resolution,
+    then the (height/8, width/8) feature map flattened row by row into one sequence."""
     inputs = layers.Input(shape=input_dim, name="input")
 
     # Scale pixels inside the model, so the exported ONNX model takes raw 0-255 images.
@@ -29,10 +40,42 @@ def train_model(input_dim, output_dim, activation="leaky_relu", dropout=0.2):
 
     # (height/8, width/8, 64) -> a sequence of height/8 * width/8 steps for CTC.
     x = layers.Reshape((x.shape[-3] * x.shape[-2], x.shape[-1]))(x)
+    return recurrent_head(inputs, x, output_dim, dropout)
 
-    x = layers.Bidirectional(layers.LSTM(128, return_sequences=True))(x)
+
+def columns_model(input_dim, output_dim, activation="leaky_relu", dropout=0.2):
+    """Residual CNN + BiLSTM as in published HTR models (e.g. Retsinas et al., DAS 2022):
+    - a strided stem: full-resolution 16-channel maps cost the seed model most of its time for
+      little gain, so the first convolution already halves the resolution;
+    - the last stage halves the height only, keeping width/4 columns: enough time steps for
+      CTC to separate double letters;
+    - each column's features are max-pooled over the height, so the sequence is one step per
+      image column, read left to right, instead of rows of the image laid end to end."""
+    inputs = layers.Input(shape=input_dim, name="input")
+    x = layers.Rescaling(1.0 / 255)(inputs)
+
+    # A plain convolution, not a residual block: the block's 1x1 stride-2 shortcut convolution
+    # on the 3-channel input corrupts memory in TensorFlow 2.21's CPU kernels (training aborts
+    # within a few hundred steps, measured here); a 3x3 one is fine.
+    x = layers.Conv2D(16, 3, strides=2, padding="same", kernel_initializer="he_uniform")(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.LeakyReLU(negative_slope=0.1)(x)
+    x = residual_block(x, 16, activation=activation, skip_conv=False, strides=1, dropout=dropout)
+    x = residual_block(x, 32, activation=activation, skip_conv=True, strides=2, dropout=dropout)
+    x = residual_block(x, 32, activation=activation, skip_conv=False, strides=1, dropout=dropout)
+    x = residual_block(x, 64, activation=activation, skip_conv=True, strides=(2, 1), dropout=dropout)
+    x = residual_block(x, 64, activation=activation, skip_conv=False, strides=1, dropout=dropout)
+    x = residual_block(x, 64, activation=activation, skip_conv=False, strides=1, dropout=dropout)
+
+    # (height/8, width/4, 64) -> the strongest response in each column: width/4 steps for CTC.
+    x = layers.MaxPooling2D(pool_size=(x.shape[-3], 1))(x)
+    x = layers.Reshape((x.shape[-2], x.shape[-1]))(x)
+    return recurrent_head(inputs, x, output_dim, dropout)
+
+
+def recurrent_head(inputs, sequence, output_dim, dropout):
+    x = layers.Bidirectional(layers.LSTM(128, return_sequences=True))(sequence)
     x = layers.Dropout(dropout)(x)
-
     # float32 even under mixed precision: a 16-bit softmax loses the small probabilities CTC takes the log of.
     output = layers.Dense(output_dim + 1, activation="softmax", name="output", dtype="float32")(x)
     return Model(inputs=inputs, outputs=output)

@@ -27,21 +27,22 @@ import pandas as pd
 import tensorflow as tf
 from keras.callbacks import CSVLogger, EarlyStopping, ReduceLROnPlateau, TensorBoard
 from mltu.annotations.images import CVImage
-from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomRotate, RandomSharpen
+from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomGaussianBlur, RandomRotate, RandomSharpen
 from mltu.preprocessors import ImageReader
 from mltu.tensorflow.callbacks import TrainLogger
 from mltu.tensorflow.dataProvider import DataProvider
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
+from augmentors import RandomNoise, RandomShear
 from callbacks import (BestModelCheckpoint, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
-                       TrainingInterrupted, TrainingTimeLimit, write_json_atomically)
-from configs import ModelConfigs
+                       TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
+from configs import PRESETS, ModelConfigs
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
 from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
                         writes_files)
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
-from model import train_model
+from model import build_model
 from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
 from preview import ValidationPreview
 
@@ -64,7 +65,7 @@ def positive_float(text):
 
 
 def parse_args(argv=None):
-    defaults = ModelConfigs()
+    defaults, seed = ModelConfigs(), ModelConfigs("seed")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=["iam", "demo"], default="iam",
@@ -81,17 +82,32 @@ def parse_args(argv=None):
                            "with --seed; aachen: the writer-independent RWTH Aachen split of IAM (adds test.csv)")
     data.add_argument("--keep-er", action="store_true",
                       help="keep IAM words whose segmentation is flagged 'er' (dropped by default: their boxes are wrong)")
-    train = parser.add_argument_group("training (defaults from configs.py)")
+    train = parser.add_argument_group("training (defaults: the --preset's settings in configs.py)")
+    train.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                       help="default: this project's recipe; seed: the original tutorial's exact model and settings, "
+                            "to reproduce the comparison in README: How fast and how good (default %(default)s)")
+    train.add_argument("--architecture", choices=["columns", "seed"], help="model.py's model (default: the preset's)")
+    train.add_argument("--augmentation", choices=["rich", "seed"],
+                       help="training-image augmentation, see train.py (default: the preset's)")
+    train.add_argument("--lr-schedule", choices=["cosine", "plateau"],
+                       help="cosine: warm-up, then cosine decay to 0 at the end of --minutes or --epochs; plateau: "
+                            "x0.9 after 10 epochs without progress (default: the preset's)")
+    train.add_argument("--keep-aspect-ratio", choices=["yes", "no"],
+                       help="yes: scale words to fit the input and pad with white; no: stretch them to it "
+                            "(default: the preset's)")
     train.add_argument("--epochs", type=positive_int,
-                       help=f"most epochs to train; early stopping usually ends sooner (default {defaults.train_epochs})")
+                       help="most epochs to train; early stopping may end sooner (default: the preset's, "
+                            f"{defaults.train_epochs} for default, {seed.train_epochs} for seed)")
     train.add_argument("--minutes", type=positive_float,
                        help="stop training after this many minutes of wall-clock time, then export the best epoch as usual")
-    train.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+    train.add_argument("--batch-size", type=positive_int,
                        help="images per replica (one replica per GPU, or per worker without GPUs) in each step; "
-                            "a step trains on the global batch of batch-size x replicas images (default %(default)s)")
-    train.add_argument("--learning-rate", type=positive_float, default=defaults.learning_rate,
-                       help="Adam's, used as given for any number of replicas: it is not scaled with the global batch "
-                            "(README says when to raise it) (default %(default)s)")
+                            "a step trains on the global batch of batch-size x replicas images "
+                            f"(default: {defaults.batch_size}, seed {seed.batch_size})")
+    train.add_argument("--learning-rate", type=positive_float,
+                       help="Adam's (the schedule's peak), used as given for any number of replicas: it is not scaled "
+                            "with the global batch (README says when to raise it) "
+                            f"(default: {defaults.learning_rate}, seed {seed.learning_rate})")
     train.add_argument("--model-dir", metavar="DIR",
                        help="where to write the model, logs and CSVs (default: a new Models/03_handwriting_recognition/<time> folder)")
     train.add_argument("--seed", type=int, default=42, help="for the split, weights and augmentation (default %(default)s)")
@@ -105,17 +121,19 @@ def parse_args(argv=None):
                             "(tf.distribute.MirroredStrategy); multiworker: a replica on every worker listed in the "
                             "TF_CONFIG environment variable (MultiWorkerMirroredStrategy), run the same command on each; "
                             "only the chief writes --model-dir")
-    scale.add_argument("--mixed-precision", choices=["off", "float16", "bfloat16"], default="off",
+    scale.add_argument("--mixed-precision", choices=["auto", "off", "float16", "bfloat16"],
                        help="compute in 16 bits, keep float32 weights: float16 on GPUs with tensor cores, bfloat16 on "
-                            "recent GPUs and CPUs with bfloat16 instructions; the exported ONNX model is float32 "
-                            "(default %(default)s)")
+                            "recent GPUs and CPUs with bfloat16 instructions; auto: bfloat16 where the hardware has "
+                            "it, else off; the exported ONNX model is float32 "
+                            f"(default: {defaults.mixed_precision}, seed {seed.mixed_precision})")
     scale.add_argument("--jit-compile", action="store_true",
                        help="compile the training step with XLA; today XLA cannot compile this model's CTC decoding "
                             "and stops with an error naming the op (default: off)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.resume:
-        fixed = ["--dataset", "--data-dir", "--archive", "--dataset-url", "--split", "--keep-er", "--batch-size",
+        fixed = ["--dataset", "--data-dir", "--archive", "--dataset-url", "--split", "--keep-er", "--preset",
+                 "--architecture", "--augmentation", "--lr-schedule", "--keep-aspect-ratio", "--batch-size",
                  "--learning-rate", "--model-dir", "--seed", "--mixed-precision"]
         clashes = [flag for flag in fixed if any(a == flag or a.startswith(flag + "=") for a in argv)]
         if clashes:
@@ -198,6 +216,72 @@ def as_model_inputs(images, labels):
     return np.array(images, dtype=np.float32), np.array(labels)
 
 
+def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
+    """Step 3, the data pipeline: read the image, augment it (training only), resize it to the
+    model's input, turn the label into vocabulary indices padded to a fixed length (padding =
+    len(vocab), the CTC blank), and batch."""
+    provider = DataProvider(
+        dataset=rows,
+        skip_validation=True,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        data_preprocessors=[ImageReader(CVImage)],
+        augmentors=list(augmentors),
+        transformers=[
+            # Padding is white, like the paper around the word.
+            ImageResizer(configs.width, configs.height, keep_aspect_ratio=configs.keep_aspect_ratio,
+                         padding_color=(255, 255, 255)),
+            LabelIndexer(configs.vocab),
+            LabelPadding(max_word_length=configs.max_text_length, padding_value=len(configs.vocab)),
+        ],
+        batch_postprocessors=[as_model_inputs],
+    )
+    # mltu's DataProvider never calls Keras 3's PyDataset.__init__, so fit() would ignore
+    # workers=... and prepare every batch in the training loop. One worker thread prepares
+    # the next batches while the model trains (more threads would make augmentation order,
+    # and so the run, non-reproducible).
+    keras.utils.PyDataset.__init__(provider, workers=1, use_multiprocessing=False)
+    return provider
+
+
+def training_augmentors(name):
+    """Random changes to each training image, so the model learns the words, not the pictures.
+    Paper is light, so rotation and slant fill with white, and erode/dilate needs a kernel over
+    1 pixel to change anything (mltu's default is (1, 1))."""
+    if name == "seed":
+        return [RandomBrightness(), RandomErodeDilate(kernel_size=(2, 2)), RandomSharpen(),
+                RandomRotate(angle=10, borderValue=(255, 255, 255))]
+    # "rich": handwriting varies most in slant and stroke; words are rarely rotated by 10 degrees.
+    return [RandomBrightness(), RandomErodeDilate(kernel_size=(2, 2)), RandomSharpen(),
+            RandomShear(max_shear=0.5), RandomRotate(angle=3, borderValue=(255, 255, 255)),
+            RandomGaussianBlur(sigma=1.0, random_chance=0.2), RandomNoise(random_chance=0.2)]
+
+
+def compile_model(configs):
+    """Step 4, the model: images in, per-time-step character probabilities out, trained with CTC."""
+    model = build_model(configs)
+    padding_token = len(configs.vocab)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate),
+        loss=CTCLoss(padding_token),
+        metrics=[CWERMetric(padding_token)],
+    )
+    return model
+
+
+def new_configs(args):
+    """The preset's settings, with the flags given on top."""
+    configs = ModelConfigs(args.preset)
+    for flag in ("architecture", "augmentation", "lr_schedule", "batch_size", "learning_rate", "mixed_precision"):
+        if getattr(args, flag) is not None:
+            setattr(configs, flag, getattr(args, flag))
+    if args.keep_aspect_ratio is not None:
+        configs.keep_aspect_ratio = args.keep_aspect_ratio == "yes"
+    configs.train_epochs = args.epochs or configs.train_epochs
+    configs.model_path = args.model_dir or configs.model_path
+    return configs
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:
@@ -211,14 +295,10 @@ def main(argv=None):
     if args.resume:
         configs, splits, resume_state = resumed_run(args)
     else:
-        configs = ModelConfigs()
-        configs.batch_size = args.batch_size
-        configs.learning_rate = args.learning_rate
-        configs.mixed_precision = args.mixed_precision
-        configs.train_epochs = args.epochs or configs.train_epochs
-        configs.model_path = args.model_dir or configs.model_path
+        configs = new_configs(args)
     try:
-        set_mixed_precision(configs.mixed_precision)
+        # "auto" becomes what it chose, so configs.yaml says how the run computed.
+        configs.mixed_precision = set_mixed_precision(configs.mixed_precision)
     except DeviceSetupError as e:
         sys.exit(f"error: {e}")
     if not writes_files(strategy):
@@ -229,7 +309,8 @@ def main(argv=None):
     if not args.resume:
         splits, resume_state = new_run(args, configs), None
     replicas = strategy.num_replicas_in_sync
-    print(f"Model folder: {configs.model_path}  ({len(configs.vocab)} characters, longest word {configs.max_text_length})")
+    print(f"Model folder: {configs.model_path}  ({configs.preset} preset, {len(configs.vocab)} characters, "
+          f"longest word {configs.max_text_length})")
     if replicas > 1:
         print(f"{type(strategy).__name__}: {replicas} replicas, global batch {configs.batch_size * replicas} "
               f"({configs.batch_size} per replica){'' if writes_files(strategy) else '; this worker keeps no files'}")
@@ -237,60 +318,25 @@ def main(argv=None):
     if free_mb < 100:
         sys.exit(f"error: only {free_mb:.0f} MB free for {configs.model_path}; checkpoints need about 100 MB")
 
-    # 3. The data pipeline: read the image, resize it to the model's input, turn the label
-    # into vocabulary indices padded to a fixed length (padding = len(vocab), the CTC blank).
+    # 3. The data pipeline (data_provider above), augmenting the training images only.
     # Under a strategy each batch is the global batch: Keras splits it between the replicas.
-    def data_provider(rows, augmentors=(), shuffle=False):
-        provider = DataProvider(
-            dataset=rows,
-            skip_validation=True,
-            batch_size=configs.batch_size * replicas,
-            shuffle=shuffle,
-            data_preprocessors=[ImageReader(CVImage)],
-            augmentors=list(augmentors),
-            transformers=[
-                ImageResizer(configs.width, configs.height, keep_aspect_ratio=False),
-                LabelIndexer(configs.vocab),
-                LabelPadding(max_word_length=configs.max_text_length, padding_value=len(configs.vocab)),
-            ],
-            batch_postprocessors=[as_model_inputs],
-        )
-        # mltu's DataProvider never calls Keras 3's PyDataset.__init__, so fit() would ignore
-        # workers=... and prepare every batch in the training loop. One worker thread prepares
-        # the next batches while the model trains (more threads would make augmentation order,
-        # and so the run, non-reproducible).
-        keras.utils.PyDataset.__init__(provider, workers=1, use_multiprocessing=False)
-        return provider
-
-    # Augment the training images only. Paper is light, so rotation fills with white, and
-    # erode/dilate needs a kernel over 1 pixel to change anything (mltu's default is (1, 1)).
-    train_data = data_provider(splits["train"], shuffle=True, augmentors=[
-        RandomBrightness(),
-        RandomErodeDilate(kernel_size=(2, 2)),
-        RandomSharpen(),
-        RandomRotate(angle=10, borderValue=(255, 255, 255)),
-    ])
-    val_data = data_provider(splits["val"])
+    train_data = data_provider(splits["train"], configs, configs.batch_size * replicas,
+                               training_augmentors(configs.augmentation), shuffle=True)
+    # Validation keeps no activations for gradients, so 4x larger batches fit and run faster.
+    val_data = data_provider(splits["val"], configs, configs.batch_size * replicas * 4)
     # A few validation words, read by the model after every epoch and shown in TensorBoard.
     preview_images, _ = val_data[0]
     preview_images = preview_images[:8].astype(np.uint8)
     preview_labels = [label for _, label in splits["val"][:len(preview_images)]]
 
-    # 4. The model: images in, per-time-step character probabilities out, trained with CTC.
-    # Built in the strategy's scope, so its variables and the optimizer's live on every replica.
+    # 4. The model (compile_model above), built in the strategy's scope, so its variables and the optimizer's live on every replica.
     with strategy.scope():
         if resume_state:
             # The whole model as last saved, optimizer state included.
             model = keras.models.load_model(os.path.join(args.resume, "last.keras"))
             model.optimizer.learning_rate = resume_state["learning_rate"]
         else:
-            model = train_model(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab))
-            padding_token = len(configs.vocab)
-            model.compile(
-                optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate),
-                loss=CTCLoss(padding_token),
-                metrics=[CWERMetric(padding_token)],
-            )
+            model = compile_model(configs)
     share_batch_norm_statistics(model, strategy)
     # Explicitly: left to "auto", Keras turns XLA on by itself on a GPU machine.
     model.jit_compile = args.jit_compile
@@ -298,14 +344,22 @@ def main(argv=None):
 
     # 5. Train. Everything watches val_CER: lower is better, hence mode="min" (Keras 3 requires it).
     best_model_path = os.path.join(configs.model_path, "model.keras")
-    early_stopping = EarlyStopping(monitor="val_CER", patience=20, mode="min", verbose=1)
-    reduce_lr = ReduceLROnPlateau(monitor="val_CER", factor=0.9, min_delta=1e-10, patience=10, mode="min", verbose=1)
     best_checkpoint = BestModelCheckpoint(best_model_path, initial_best=resume_state and resume_state["best_val_CER"])
-    last_checkpoint = ResumableCheckpoint(configs.model_path, early_stopping, reduce_lr, best_checkpoint, resume_state)
+    if configs.lr_schedule == "cosine":
+        # The schedule decides the end; no early stopping, which would cut it short.
+        schedule = WarmupCosineSchedule(configs.learning_rate, configs.train_epochs, args.minutes,
+                                        progress=resume_state["lr_schedule"]["progress"] if resume_state else 0.0)
+        counters = {"lr_schedule": (schedule, ["progress"])}
+        schedule_callbacks = [schedule]
+    else:
+        early_stopping = EarlyStopping(monitor="val_CER", patience=20, mode="min", verbose=1)
+        reduce_lr = ReduceLROnPlateau(monitor="val_CER", factor=0.9, min_delta=1e-10, patience=10, mode="min", verbose=1)
+        counters = {"early_stopping": (early_stopping, ["wait", "best", "best_epoch"]),
+                    "reduce_lr": (reduce_lr, ["wait", "best", "cooldown_counter"])}
+        schedule_callbacks = [early_stopping, reduce_lr]
+    last_checkpoint = ResumableCheckpoint(configs.model_path, best_checkpoint, counters, resume_state)
     stop_on_signal_or_nan = StopOnSignalOrNaN()
-    callbacks = [
-        early_stopping,
-        reduce_lr,
+    callbacks = schedule_callbacks + [
         best_checkpoint,
         last_checkpoint,
         TrainLogger(configs.model_path),
@@ -314,6 +368,8 @@ def main(argv=None):
         ValidationPreview(os.path.join(configs.model_path, "logs"), preview_images, preview_labels, configs.vocab),
         stop_on_signal_or_nan,
     ] + ([TrainingTimeLimit(args.minutes)] if args.minutes else [])
+    speed = TrainingSpeed(configs.batch_size * replicas, len(splits["train"]))
+    callbacks.append(speed)
     interrupted = None
     try:
         model.fit(train_data, validation_data=val_data, epochs=configs.train_epochs, callbacks=callbacks,
@@ -338,6 +394,9 @@ def main(argv=None):
         sys.exit(f"error: --jit-compile: XLA cannot compile {', '.join(f'{op} (on {device})' for op, device in unsupported)} "
                  "in this model's training step; train without --jit-compile")
 
+    print(f"Trained on {speed.samples} images in {speed.seconds / 60:.1f} minutes: "
+          f"{speed.samples / max(speed.seconds, 1e-9):.0f} images/s, validation and callbacks included")
+
     # 6. Export the best epoch to ONNX, then check the ONNX model computes what Keras does.
     # Only the chief exports; the other workers are done.
     if not writes_files(strategy):
@@ -350,11 +409,11 @@ def main(argv=None):
     # The best epoch's weights in a float32 copy of the model on one device, whatever the strategy
     # and precision of training: ONNX gets a plain float32 model, checked against the same model.
     keras.config.set_dtype_policy("float32")
-    export_model = train_model(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab))
+    export_model = build_model(configs)
     export_model.load_weights(best_model_path)
     onnx_path = os.path.join(configs.model_path, "model.onnx")
     metadata = {"vocab": configs.vocab, "height": configs.height, "width": configs.width,
-                "max_text_length": configs.max_text_length}
+                "keep_aspect_ratio": configs.keep_aspect_ratio, "max_text_length": configs.max_text_length}
     try:
         export_onnx(export_model, onnx_path, metadata)
     except OnnxExportError as e:
@@ -363,6 +422,8 @@ def main(argv=None):
     difference = onnx_keras_max_difference(export_model, onnx_path, images)
     write_json_atomically({"images": len(images), "max_abs_difference": difference},
                           os.path.join(configs.model_path, "onnx_check.json"))
+    write_json_atomically({"epochs": last_checkpoint.epoch + 1, "samples": speed.samples, "seconds": speed.seconds},
+                          os.path.join(configs.model_path, "training.json"))
     if difference > 1e-4:
         sys.exit(f"error: the ONNX model's outputs differ from Keras by {difference:.2g} (> 1e-4); do not use {onnx_path}")
     print(f"Exported {onnx_path} (ONNX vs Keras max difference {difference:.1e} on {len(images)} validation images)")

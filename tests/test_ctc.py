@@ -7,7 +7,7 @@ from ctc import CTCLoss, CWERMetric
 from inferenceModel import score
 from mltu.tensorflow.metrics import CWERMetric as MltuCWERMetric
 from mltu.utils.text_utils import ctc_decoder
-from model import train_model
+from model import seed_model
 
 VOCAB = "abcdefgh"
 PAD = len(VOCAB)
@@ -33,7 +33,7 @@ def average_cer(probabilities, labels):
 @pytest.fixture(scope="module")
 def model():
     keras.utils.set_random_seed(0)
-    model = train_model((32, 128, 3), len(VOCAB))
+    model = seed_model((32, 128, 3), len(VOCAB))
     # A tiny learning rate keeps the predictions varied (a model that has collapsed to
     # all-blank outputs scores CER 1.0 everywhere, which would prove nothing).
     model.compile(optimizer=keras.optimizers.Adam(1e-6), loss=CTCLoss(PAD), metrics=[CWERMetric(PAD)])

@@ -28,12 +28,12 @@ def random_model_dir(demo_dir, tmp_path_factory):
     comparing its readings proves little; this one writes a different string for most images."""
     import keras
 
-    from model import train_model
+    from model import seed_model
     from onnx_export import export_onnx
 
     keras.utils.set_random_seed(0)
     vocab = "abcdefghij"
-    model = train_model(input_dim=(32, 128, 3), output_dim=len(vocab))
+    model = seed_model(input_dim=(32, 128, 3), output_dim=len(vocab))
     kernel, bias = model.get_layer("output").get_weights()
     model.get_layer("output").set_weights([kernel * 20, bias])
     folder = tmp_path_factory.mktemp("random_model")

@@ -1,0 +1,96 @@
+"""The training recipe's parts (configs.py presets, the learning-rate schedule, the slant
+augmentation) and bench.py train, which must keep working as the recipe changes."""
+import time
+
+import keras
+import numpy as np
+import pytest
+from mltu.annotations.images import CVImage
+
+from augmentors import RandomShear
+from callbacks import TrainingTimeLimit, WarmupCosineSchedule
+from conftest import run_script
+
+
+def fit_recording_learning_rates(schedule, epochs, steps, extra_callbacks=(), pause=0.0):
+    """A real (tiny) Keras fit with `schedule`; the learning rate of every step."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1.0), loss="mse")
+    rates = []
+
+    def record(batch, logs):
+        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+        time.sleep(pause)
+    recorder = keras.callbacks.LambdaCallback(on_train_batch_end=record)
+    x, y = np.ones((steps * 2, 4)), np.ones((steps * 2, 1))
+    model.fit(x, y, batch_size=2, epochs=epochs, callbacks=[schedule, recorder, *extra_callbacks], verbose=0)
+    return rates
+
+
+def test_the_schedule_warms_up_then_decays_to_zero_over_the_epochs():
+    rates = fit_recording_learning_rates(WarmupCosineSchedule(peak=1e-3, epochs=10), epochs=10, steps=20)
+    peak_at = int(np.argmax(rates))
+    assert rates[0] < 1e-4 and rates[peak_at] == pytest.approx(1e-3, rel=0.05)
+    assert 0 < peak_at < len(rates) * 0.1  # the warm-up is short
+    assert all(a >= b for a, b in zip(rates[peak_at:], rates[peak_at + 1:]))  # then only down
+    assert rates[-1] < 1e-6
+
+
+def test_a_time_budget_gets_the_whole_schedule_before_it_runs_out():
+    # 1000 epochs planned, but 3 seconds to spend: the rate must reach ~0 when the time does.
+    schedule = WarmupCosineSchedule(peak=1e-3, epochs=1000, minutes=0.05)
+    rates = fit_recording_learning_rates(schedule, epochs=1000, steps=5, pause=0.05,
+                                         extra_callbacks=[TrainingTimeLimit(0.05)])
+    assert 20 < len(rates) < 5 * 1000
+    assert max(rates) == pytest.approx(1e-3, rel=0.1)
+    assert rates[-1] < 2e-5 and schedule.progress == pytest.approx(1.0, abs=0.02)
+
+
+def test_slant_keeps_the_ink_and_fills_with_white():
+    # A black vertical bar on white: slanted, its top and bottom ends move apart.
+    pixels = np.full((40, 30, 3), 255, np.uint8)
+    pixels[:, 14:16] = 0
+    np.random.seed(3)
+    slanted, _ = RandomShear(random_chance=1.0, max_shear=0.5)(CVImage(pixels.copy()), "label")
+    slanted = slanted.numpy()
+    assert slanted.shape[0] == 40 and slanted.shape[1] > 30  # widened, so nothing is cut off
+    top, bottom = np.flatnonzero(slanted[1, :, 0] < 128).mean(), np.flatnonzero(slanted[-2, :, 0] < 128).mean()
+    assert abs(top - bottom) > 5
+    assert (slanted[0, 0] == 255).all() and (slanted[-1, -1] == 255).all() and (slanted[0, -1] == 255).all()
+    assert (slanted < 128).sum() == pytest.approx((pixels < 128).sum(), rel=0.15)
+
+
+def test_bench_train_measures_both_presets(demo_dir):
+    result = run_script("bench.py", "train", "--data-dir", demo_dir, "--steps", 3)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    for preset in ("seed", "default"):
+        line = next(line for line in lines if line.strip().startswith(preset))
+        figures = [float(word) for word in line.replace(",", " ").split() if word.replace(".", "").isdigit()]
+        assert len(figures) >= 3 and all(f > 0 for f in figures[-2:]), line  # batch, pipeline, model alone
+    assert "defaults / seed:" in result.stdout
+
+
+def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
+    import onnxruntime as ort
+    import yaml
+
+    from inferenceModel import ImageToWordModel
+
+    model_dir = tmp_path / "seed"
+    result = run_script("train.py", "--data-dir", demo_dir, "--preset", "seed", "--keep-aspect-ratio", "yes",
+                        "--epochs", 1, "--batch-size", 32, "--model-dir", model_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    configs = yaml.safe_load((model_dir / "configs.yaml").read_text())
+    assert (configs["architecture"], configs["augmentation"], configs["lr_schedule"], configs["learning_rate"],
+            configs["mixed_precision"], configs["batch_size"], configs["keep_aspect_ratio"]) == \
+        ("seed", "seed", "plateau", 0.0005, "off", 32, True)
+    session = ort.InferenceSession(str(model_dir / "model.onnx"))
+    assert session.get_outputs()[0].shape[1] == 64  # the seed model: 4 rows x 16 columns laid end to end
+
+    # Inference resizes as training did: a square word is scaled to the height, padded with white.
+    model = ImageToWordModel(str(model_dir / "model.onnx"))
+    resized = model.resize(np.zeros((10, 10, 3), np.uint8))
+    assert resized.shape == (32, 128, 3)
+    assert (resized[:, :40] == 255).all() and (resized[:, 50:78] == 0).all() and (resized[:, -40:] == 255).all()
