@@ -34,8 +34,8 @@ from mltu.tensorflow.dataProvider import DataProvider
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
 from augmentors import RandomNoise, RandomShear
-from callbacks import (BestModelCheckpoint, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
-                       TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
+from callbacks import (BestModelCheckpoint, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN, TrainingInterrupted,
+                       TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
 from configs import PRESETS, ModelConfigs
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
@@ -329,7 +329,8 @@ def main(argv=None):
     preview_images = preview_images[:8].astype(np.uint8)
     preview_labels = [label for _, label in splits["val"][:len(preview_images)]]
 
-    # 4. The model (compile_model above), built in the strategy's scope, so its variables and the optimizer's live on every replica.
+    # 4. The model (compile_model above), built in the strategy's scope, so its variables and
+    # the optimizer's live on every replica.
     with strategy.scope():
         if resume_state:
             # The whole model as last saved, optimizer state included.

@@ -23,7 +23,8 @@ def trained(trained_model_dir):
 
 
 def test_training_writes_a_complete_model_folder(trained, demo_dir):
-    for name in ["configs.yaml", "model.keras", "model.onnx", "train.csv", "val.csv", "history.csv", "logs.log", "onnx_check.json"]:
+    for name in ["configs.yaml", "model.keras", "model.onnx", "train.csv", "val.csv", "history.csv", "logs.log", "onnx_check.json",
+                 "training.json"]:
         assert os.path.isfile(os.path.join(trained, name)), name
     for part in ["train", "validation", "preview"]:  # TensorBoard curves, and validation words as read
         assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(trained, "logs", part)))
