@@ -73,7 +73,6 @@ def test_bench_train_measures_both_presets(demo_dir):
 
 
 def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
-    import onnxruntime as ort
     import yaml
 
     from inferenceModel import ImageToWordModel
@@ -86,11 +85,10 @@ def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
     assert (configs["architecture"], configs["augmentation"], configs["lr_schedule"], configs["learning_rate"],
             configs["mixed_precision"], configs["batch_size"], configs["keep_aspect_ratio"]) == \
         ("seed", "seed", "plateau", 0.0005, "off", 32, True)
-    session = ort.InferenceSession(str(model_dir / "model.onnx"))
-    assert session.get_outputs()[0].shape[1] == 64  # the seed model: 4 rows x 16 columns laid end to end
+    model = ImageToWordModel(str(model_dir / "model.onnx"))
+    assert model.probabilities(np.zeros((1, 32, 128, 3), np.float32)).shape[1] == 64  # the seed model: 4 rows x 16 columns
 
     # Inference resizes as training did: a square word is scaled to the height, padded with white.
-    model = ImageToWordModel(str(model_dir / "model.onnx"))
     resized = model.resize(np.zeros((10, 10, 3), np.uint8))
     assert resized.shape == (32, 128, 3)
     assert (resized[:, :40] == 255).all() and (resized[:, 50:78] == 0).all() and (resized[:, -40:] == 255).all()
