@@ -168,8 +168,16 @@ def bench_budget(args):
         sys.exit(f"error: {args.data_dir} has no splits/train.txt and splits/valid.txt; budget compares on a fixed split")
     variants = [("seed preset", ["--preset", "seed"]), ("defaults", [])]
     for variant in args.variant:
-        name, _, flags = variant.partition(":")
+        name, colon, flags = variant.partition(":")
+        if not (colon and name.strip()):
+            sys.exit(f'error: --variant "{variant}": write it as "NAME: TRAIN.PY FLAGS", e.g. "seed model: --architecture seed"')
         variants.append((name.strip(), flags.split()))
+    from train import parse_args  # every variant's flags are checked before hours of training start
+    for name, flags in variants:
+        try:
+            parse_args(["--data-dir", args.data_dir, "--minutes", str(args.minutes), *flags])
+        except SystemExit:
+            sys.exit(f"error: --variant {name}: train.py refuses these flags (see the line above)")
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench_budget_")
     results = []
     for index, (name, flags) in enumerate(variants):
@@ -220,6 +228,8 @@ def main(argv=None):
     budget.add_argument("--work-dir", help="where to keep the trained models (default: a new temporary folder)")
     budget.set_defaults(run=bench_budget)
     args = parser.parse_args(argv)
+    if getattr(args, "steps", 1) < 1 or getattr(args, "minutes", 1) <= 0:
+        parser.error("--steps and --minutes must be above 0")
     try:
         args.run(args)
     except ModelFileError as e:

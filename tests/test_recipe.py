@@ -92,3 +92,12 @@ def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
     resized = model.resize(np.zeros((10, 10, 3), np.uint8))
     assert resized.shape == (32, 128, 3)
     assert (resized[:, :40] == 255).all() and (resized[:, 50:78] == 0).all() and (resized[:, -40:] == 255).all()
+
+
+def test_bench_budget_refuses_a_malformed_variant_before_training(tmp_path):
+    (tmp_path / "splits").mkdir()
+    for part in ("train", "valid"):
+        (tmp_path / "splits" / f"{part}.txt").write_text("a01-000u\n")
+    result = run_script("bench.py", "budget", "--minutes", 1, "--data-dir", tmp_path, "--variant", "no colon here")
+    assert result.returncode != 0 and 'write it as "NAME: TRAIN.PY FLAGS"' in result.stderr
+    assert "[seed preset]" not in result.stdout  # refused before the first run started
