@@ -29,14 +29,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import onnxruntime as ort
 from mltu.utils.text_utils import ctc_decoder
 
-from inferenceModel import (ImageToWordModel, ModelFileError, UnreadableImage, predict_files, quantize_model, read_image,
-                            read_labelled_csv, score)
+from inferenceModel import (CORES, ImageToWordModel, ModelFileError, UnreadableImage, predict_files, quantize_model,
+                            read_image, read_labelled_csv, score)
 
 REPEATS = 3
 BATCH_SIZE = 64
@@ -69,9 +70,12 @@ def seed_loop(model, paths):
 
 
 def model_alone(model, images):
+    """The network on in-memory float32 batches, one batch per core at once, as predict_files runs it."""
+    images = images.astype(np.float32)
+
     def run():
-        for start in range(0, len(images), BATCH_SIZE):
-            model.probabilities(images[start:start + BATCH_SIZE])
+        with ThreadPoolExecutor(max_workers=CORES) as pool:
+            list(pool.map(model.probabilities, [images[start:start + BATCH_SIZE] for start in range(0, len(images), BATCH_SIZE)]))
     return run
 
 
@@ -94,7 +98,7 @@ def bench_inference(args):
             "alone": model_alone(model, resized)}
     if int8:
         runs.update({"int8 batched": lambda: predict_files(int8, paths, BATCH_SIZE), "int8 alone": model_alone(int8, resized)})
-    print(f"Model {model.model_path}: {len(paths)} images from {csv_path}, {os.cpu_count()} CPU cores, "
+    print(f"Model {model.model_path}: {len(paths)} images from {csv_path}, {CORES} CPU cores, "
           f"best of {REPEATS} rounds, batches of {BATCH_SIZE}")
     rate = best_rates(runs, len(paths))
     print(f"  seed loop, one image per call     {rate['seed']:8.0f} images/s")

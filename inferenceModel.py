@@ -32,9 +32,8 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 IMAGE_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
 PREVIEW_IMAGES = 24  # --preview shows the first this many images
 CALIBRATION_IMAGES = 256  # --quantize measures the network's value ranges on this many images
-# Reading and resizing a word image costs about a tenth of running the network on it: two threads
-# keep well ahead of it, and more would only take CPU time from it (measured with bench.py).
-READER_THREADS = 2
+# predict_files works on this many batches at once, one per core this process may use.
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 # We report every unreadable image ourselves, in one line; OpenCV's own warnings would only add noise.
 cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
@@ -83,13 +82,15 @@ def decode_image(data):
 
 
 def session_options():
-    """One onnxruntime thread per core this process may use, and no spin-waiting for work.
-    Measured on 2 cores (bench.py inference): spinning threads make the model alone ~8% faster on
-    an otherwise idle machine, but the batched path no faster (its image readers need those
-    cycles), and while another program used the cores, the model alone ran at 460 images/s
-    with spinning against 1,080 without."""
+    """One onnxruntime thread per model call, and no spin-waiting for work: predict_files runs
+    one batch per core at once instead. Measured on 2 cores (bench.py inference): one 2-thread
+    call at a time makes every layer wait for its slower half, and for any image reader that
+    takes the other core; two 1-thread calls at once ran the model alone ~11% faster, and
+    files-to-text ~13% faster. Spinning threads sped up an idle machine by a few % but slowed
+    one shared with another program by more than 2x."""
     options = ort.SessionOptions()
-    options.intra_op_num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
@@ -170,27 +171,28 @@ class ImageToWordModel(OnnxInferenceModel):
 def predict_files(model, paths, batch_size, progress=False):
     """Predictions for image files: None for a file that cannot be read, reported in one line on stderr.
 
-    While the model reads one batch, a thread pool reads and resizes the next: OpenCV releases
-    Python's GIL while it decodes and resizes, so file reading hides behind the network."""
+    Each core reads, resizes, runs and decodes a batch of its own, so both reading (OpenCV releases
+    Python's GIL while it decodes and resizes) and the network keep every core busy."""
+    def read_and_predict(batch):
+        images = np.empty((len(batch), model.height, model.width, 3), np.float32)  # the network's input, filled in place
+        readable = []
+        for row, path in enumerate(batch):
+            try:
+                images[len(readable)] = model.resize(read_image(path))
+                readable.append(row)
+            except UnreadableImage as e:
+                tqdm.write(f"skipped {path}: {e}", file=sys.stderr)  # above the progress bar, not inside it
+        texts = [None] * len(batch)
+        if readable:
+            for row, text in zip(readable, model.decode(model.probabilities(images[:len(readable)]))):
+                texts[row] = text
+        return texts
+
     batches = [paths[start:start + batch_size] for start in range(0, len(paths), batch_size)]
     predictions = []
-    with ThreadPoolExecutor(max_workers=READER_THREADS) as pool:
-        def start_reading(batch):
-            return [pool.submit(lambda path: model.resize(read_image(path)), path) for path in batch]
-
-        next_batch = start_reading(batches[0]) if batches else []
-        for index, batch in enumerate(tqdm(batches, disable=not progress, unit="batch")):
-            this_batch, next_batch = next_batch, start_reading(batches[index + 1]) if index + 1 < len(batches) else []
-            images = []
-            for path, future in zip(batch, this_batch):
-                try:
-                    images.append(future.result())
-                except UnreadableImage as e:
-                    tqdm.write(f"skipped {path}: {e}", file=sys.stderr)  # above the progress bar, not inside it
-                    images.append(None)
-            readable = [image for image in images if image is not None]
-            texts = iter(model.decode(model.probabilities(np.stack(readable))) if readable else [])
-            predictions += [next(texts) if image is not None else None for image in images]
+    with ThreadPoolExecutor(max_workers=CORES) as pool:
+        for texts in tqdm(pool.map(read_and_predict, batches), total=len(batches), disable=not progress, unit="batch"):
+            predictions += texts
     return predictions
 
 
