@@ -13,6 +13,7 @@ PRESETS = {
         "architecture": "columns",      # model.py: strided stem, column max-pooling, BiLSTM
         "keep_aspect_ratio": False,     # stretch each word to the input size (see README's ablation)
         "augmentation": "rich",         # train.py: the seed's + slant, blur, noise; milder rotation
+        "dropout": 0.1,                 # after every residual block and the BiLSTM
         "batch_size": 32,
         "learning_rate": 0.003,         # the peak of the warm-up + cosine schedule
         "lr_schedule": "cosine",        # over --minutes (or --epochs): reaches ~0 at the end
@@ -23,6 +24,7 @@ PRESETS = {
         "architecture": "seed",
         "keep_aspect_ratio": False,
         "augmentation": "seed",
+        "dropout": 0.2,
         "batch_size": 16,
         "learning_rate": 0.0005,
         "lr_schedule": "plateau",       # ReduceLROnPlateau x0.9 after 10 epochs without progress

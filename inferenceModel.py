@@ -267,12 +267,15 @@ def quantize_model(model_path):
     residual Adds are quantized statically (uint8 activations with ranges measured on the calibration
     images, int8 weights per channel: the fast pair for onnxruntime's CPU kernels), after
     quant_pre_process has folded the batch normalizations into the convolutions (else they stay
-    behind as slow float Mul/Add). The LSTM and the last MatMul are then quantized dynamically."""
+    behind as slow float Mul/Add). The LSTM and the last MatMul are then quantized dynamically.
+    Each activation range covers 99.99% of the calibration values, not all: on the 20-minute gw_words
+    model a few extreme values stretched min-max ranges so far that int8 read +0.78 points CER (+0.22 here)."""
     import logging
     import tempfile
 
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_dynamic, quantize_static
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
+                                          quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     model = ImageToWordModel(model_path)
@@ -307,6 +310,7 @@ def quantize_model(model_path):
             quant_pre_process(model.model_path, folded)
             quantize_static(folded, static, Calibration(), quant_format=QuantFormat.QOperator, per_channel=True,
                             op_types_to_quantize=["Conv", "LeakyRelu", "Add"],
+                            calibrate_method=CalibrationMethod.Percentile, extra_options={"CalibPercentile": 99.99},
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
             quantize_dynamic(static, os.path.join(folder, "int8.onnx"), op_types_to_quantize=["LSTM", "MatMul"],
                              weight_type=QuantType.QInt8)

@@ -16,10 +16,10 @@ warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
 def build_model(configs):
     """The model configs.architecture names, for (height, width, 3) BGR images of 0-255."""
     architecture = {"seed": seed_model, "columns": columns_model}[configs.architecture]
-    return architecture(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab))
+    return architecture(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab), dropout=configs.dropout)
 
 
-def seed_model(input_dim, output_dim, activation="leaky_relu", dropout=0.2):
+def seed_model(input_dim, output_dim, dropout, activation="leaky_relu"):
     """The seed tutorial's model, unchanged: 9 residual blocks, the first two at full resolution,
     then the (height/8, width/8) feature map flattened row by row into one sequence."""
     inputs = layers.Input(shape=input_dim, name="input")
@@ -43,7 +43,7 @@ def seed_model(input_dim, output_dim, activation="leaky_relu", dropout=0.2):
     return recurrent_head(inputs, x, output_dim, dropout)
 
 
-def columns_model(input_dim, output_dim, activation="leaky_relu", dropout=0.2):
+def columns_model(input_dim, output_dim, dropout, activation="leaky_relu"):
     """Residual CNN + BiLSTM as in published HTR models (e.g. Retsinas et al., DAS 2022):
     - a strided stem: full-resolution 16-channel maps cost the seed model most of its time for
       little gain, so the first convolution already halves the resolution;

@@ -64,6 +64,13 @@ def positive_float(text):
     return value
 
 
+def dropout_rate(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
 def parse_args(argv=None):
     defaults, seed = ModelConfigs(), ModelConfigs("seed")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -89,6 +96,9 @@ def parse_args(argv=None):
     train.add_argument("--architecture", choices=["columns", "seed"], help="model.py's model (default: the preset's)")
     train.add_argument("--augmentation", choices=["rich", "seed"],
                        help="training-image augmentation, see train.py (default: the preset's)")
+    train.add_argument("--dropout", type=dropout_rate,
+                       help="share of activations dropped in training after each residual block and the BiLSTM "
+                            f"(default: {defaults.dropout}, seed {seed.dropout})")
     train.add_argument("--lr-schedule", choices=["cosine", "plateau"],
                        help="cosine: warm-up, then cosine decay to 0 at the end of --minutes or --epochs; plateau: "
                             "x0.9 after 10 epochs without progress (default: the preset's)")
@@ -133,7 +143,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.resume:
         fixed = ["--dataset", "--data-dir", "--archive", "--dataset-url", "--split", "--keep-er", "--preset",
-                 "--architecture", "--augmentation", "--lr-schedule", "--keep-aspect-ratio", "--batch-size",
+                 "--architecture", "--augmentation", "--dropout", "--lr-schedule", "--keep-aspect-ratio", "--batch-size",
                  "--learning-rate", "--model-dir", "--seed", "--mixed-precision"]
         clashes = [flag for flag in fixed if any(a == flag or a.startswith(flag + "=") for a in argv)]
         if clashes:
@@ -272,7 +282,7 @@ def compile_model(configs):
 def new_configs(args):
     """The preset's settings, with the flags given on top."""
     configs = ModelConfigs(args.preset)
-    for flag in ("architecture", "augmentation", "lr_schedule", "batch_size", "learning_rate", "mixed_precision"):
+    for flag in ("architecture", "augmentation", "dropout", "lr_schedule", "batch_size", "learning_rate", "mixed_precision"):
         if getattr(args, flag) is not None:
             setattr(configs, flag, getattr(args, flag))
     if args.keep_aspect_ratio is not None:

@@ -33,7 +33,7 @@ def random_model_dir(demo_dir, tmp_path_factory):
 
     keras.utils.set_random_seed(0)
     vocab = "abcdefghij"
-    model = seed_model(input_dim=(32, 128, 3), output_dim=len(vocab))
+    model = seed_model(input_dim=(32, 128, 3), output_dim=len(vocab), dropout=0.2)
     kernel, bias = model.get_layer("output").get_weights()
     model.get_layer("output").set_weights([kernel * 20, bias])
     folder = tmp_path_factory.mktemp("random_model")

@@ -131,10 +131,13 @@ def test_export_raises_on_a_graph_onnx_cannot_express(tmp_path):
 def test_train_flags_are_explained_and_checked():
     result = run_script("train.py", "--help")
     assert result.returncode == 0
-    for flag in ["--dataset", "--data-dir", "--epochs", "--batch-size", "--learning-rate", "--model-dir", "--split", "--archive"]:
+    for flag in ["--dataset", "--data-dir", "--epochs", "--batch-size", "--learning-rate", "--dropout", "--model-dir", "--split",
+                 "--archive"]:
         assert flag in result.stdout
     result = run_script("train.py", "--epochs", "0")
     assert result.returncode == 2 and "--epochs" in result.stderr and "at least 1" in result.stderr
+    result = run_script("train.py", "--dropout", "1")
+    assert result.returncode == 2 and "--dropout" in result.stderr and "below 1" in result.stderr
 
 
 def test_iam_download_offline_fails_clearly(tmp_path):
