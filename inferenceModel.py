@@ -295,10 +295,14 @@ def quantize_model(model_path):
     if not images:
         raise ModelFileError(f"none of the images listed in {train_csv} can be read: nothing to calibrate on")
 
+    # Batches of one size: onnxruntime's percentile calibration stacks every batch's values into one
+    # array, so it fails on a short last batch; the few images past the last full batch are left out.
+    size = min(32, len(images))
+
     class Calibration(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([{model.input_names[0]: np.float32(images[start:start + 32])}
-                                 for start in range(0, len(images), 32)])
+            self.batches = iter([{model.input_names[0]: np.float32(images[start:start + size])}
+                                 for start in range(0, len(images) - size + 1, size)])
 
         def get_next(self):
             return next(self.batches, None)
