@@ -71,11 +71,11 @@ def seed_loop(model, paths):
 
 def model_alone(model, images):
     """The network on in-memory float32 batches, one batch per core at once, as predict_files runs it."""
-    images = images.astype(np.float32)
+    batches = [images[start:start + BATCH_SIZE].astype(np.float32) for start in range(0, len(images), BATCH_SIZE)]
 
     def run():
         with ThreadPoolExecutor(max_workers=CORES) as pool:
-            list(pool.map(model.probabilities, [images[start:start + BATCH_SIZE] for start in range(0, len(images), BATCH_SIZE)]))
+            list(pool.map(model.probabilities, batches))
     return run
 
 

@@ -82,16 +82,14 @@ def decode_image(data):
 
 
 def session_options():
-    """One onnxruntime thread per model call, and no spin-waiting for work: predict_files runs
-    one batch per core at once instead. Measured on 2 cores (bench.py inference): one 2-thread
-    call at a time makes every layer wait for its slower half, and for any image reader that
-    takes the other core; two 1-thread calls at once ran the model alone ~11% faster, and
-    files-to-text ~13% faster. Spinning threads sped up an idle machine by a few % but slowed
-    one shared with another program by more than 2x."""
+    """One onnxruntime thread per model call: predict_files runs one batch per core at once
+    instead. Measured on 2 cores (bench.py inference): one 2-thread call at a time makes every
+    layer wait for its slower half, and for any image reader that takes the other core; two
+    1-thread calls at once ran the model alone ~11% faster, and files-to-text ~13% faster.
+    (With no thread pool there are no idle threads left to spin-wait, which had slowed a shared
+    machine by more than 2x.)"""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 

@@ -16,7 +16,8 @@ warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
 def build_model(configs):
     """The model configs.architecture names, for (height, width, 3) BGR images of 0-255."""
     architecture = {"seed": seed_model, "columns": columns_model}[configs.architecture]
-    return architecture(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab), dropout=configs.dropout)
+    return architecture(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab),
+                        dropout=configs.dropout)
 
 
 def seed_model(input_dim, output_dim, dropout, activation="leaky_relu"):
