@@ -34,8 +34,8 @@ from mltu.tensorflow.dataProvider import DataProvider
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
 from augmentors import RandomNoise, RandomShear
-from callbacks import (BestModelCheckpoint, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN, TrainingInterrupted,
-                       TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
+from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
+                       TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
 from configs import PRESETS, ModelConfigs
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
@@ -348,12 +348,19 @@ def main(argv=None):
             model.optimizer.learning_rate = resume_state["learning_rate"]
         else:
             model = compile_model(configs)
+        # A float32 copy of the model validates each epoch (Float32Validation in callbacks.py):
+        # the exported ONNX model is float32, and mixed precision reads worse than it does.
+        training_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy("float32")
+        float32_model = compile_model(configs)
+        keras.config.set_dtype_policy(training_policy)
     share_batch_norm_statistics(model, strategy)
     # Explicitly: left to "auto", Keras turns XLA on by itself on a GPU machine.
-    model.jit_compile = args.jit_compile
+    model.jit_compile = float32_model.jit_compile = args.jit_compile
     model.summary(line_length=110)
 
-    # 5. Train. Everything watches val_CER: lower is better, hence mode="min" (Keras 3 requires it).
+    # 5. Train. Everything watches val_CER (Float32Validation adds it to each epoch's logs):
+    # lower is better, hence mode="min" (Keras 3 requires it).
     best_model_path = os.path.join(configs.model_path, "model.keras")
     best_checkpoint = BestModelCheckpoint(best_model_path, initial_best=resume_state and resume_state["best_val_CER"])
     if configs.lr_schedule == "cosine":
@@ -370,7 +377,7 @@ def main(argv=None):
         schedule_callbacks = [early_stopping, reduce_lr]
     last_checkpoint = ResumableCheckpoint(configs.model_path, best_checkpoint, counters, resume_state)
     stop_on_signal_or_nan = StopOnSignalOrNaN()
-    callbacks = schedule_callbacks + [
+    callbacks = [Float32Validation(float32_model, val_data)] + schedule_callbacks + [
         best_checkpoint,
         last_checkpoint,
         TrainLogger(configs.model_path),
@@ -383,7 +390,7 @@ def main(argv=None):
     callbacks.append(speed)
     interrupted = None
     try:
-        model.fit(train_data, validation_data=val_data, epochs=configs.train_epochs, callbacks=callbacks,
+        model.fit(train_data, epochs=configs.train_epochs, callbacks=callbacks,
                   initial_epoch=resume_state["next_epoch"] if resume_state else 0)
     except TrainingInterrupted as e:
         stop_on_signal_or_nan.restore_signal_handlers()

@@ -2,7 +2,9 @@
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from callbacks import Float32Validation
 from ctc import CTCLoss, CWERMetric
 from inferenceModel import score
 from mltu.tensorflow.metrics import CWERMetric as MltuCWERMetric
@@ -52,6 +54,35 @@ def test_val_cer_is_computed_on_the_validation_set_alone(model):
     other_x, other_y = random_words(16, seed=3)
     cer = model.evaluate(other_x, other_y, batch_size=8, verbose=0, return_dict=True)["CER"]
     assert cer == pytest.approx(average_cer(model.predict(other_x, verbose=0), other_y), abs=1e-5)
+
+
+def compiled_seed_model(dtype_policy):
+    keras.config.set_dtype_policy(dtype_policy)
+    try:
+        keras.utils.set_random_seed(0)
+        model = seed_model((32, 128, 3), len(VOCAB), dropout=0.2)
+    finally:
+        keras.config.set_dtype_policy("float32")
+    model.compile(optimizer=keras.optimizers.Adam(1e-6), loss=CTCLoss(PAD), metrics=[CWERMetric(PAD)])
+    return model
+
+
+def test_bfloat16_training_is_validated_in_float32():
+    train_x, train_y = random_words(32, seed=1)
+    val_x, val_y = random_words(24, seed=2)
+    val_data = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(8)
+    model, float32_copy = compiled_seed_model("mixed_bfloat16"), compiled_seed_model("float32")
+    history = model.fit(train_x, train_y, epochs=1, batch_size=8, verbose=0,
+                        callbacks=[Float32Validation(float32_copy, val_data)]).history
+    # The copy holds the trained weights, and the logged figures are its float32 reading of them.
+    for trained, copied in zip(model.get_weights(), float32_copy.get_weights()):
+        np.testing.assert_array_equal(trained, copied)
+    float32_probabilities = float32_copy.predict(val_x, verbose=0)
+    assert history["val_CER"][-1] == pytest.approx(average_cer(float32_probabilities, val_y), abs=1e-5)
+    float32_loss = float32_copy.evaluate(val_data, verbose=0, return_dict=True)["loss"]
+    bfloat16_loss = model.evaluate(val_data, verbose=0, return_dict=True)["loss"]
+    assert history["val_loss"][-1] == pytest.approx(float32_loss, rel=1e-6)
+    assert history["val_loss"][-1] != pytest.approx(bfloat16_loss, rel=1e-4)  # what fit() would have logged
 
 
 def random_probabilities(count, seed):
