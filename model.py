@@ -51,9 +51,13 @@ def columns_model(input_dim, output_dim, dropout, activation="leaky_relu"):
     - the last stage halves the height only, keeping width/4 columns: enough time steps for
       CTC to separate double letters;
     - each column's features are max-pooled over the height, so the sequence is one step per
-      image column, read left to right, instead of rows of the image laid end to end."""
+      image column, read left to right, instead of rows of the image laid end to end;
+    - ink is 1 and paper 0: the convolutions pad with zeros, which then reads as paper. With the
+      seed's scaling (paper 1) the padding is a black frame around every word, and training was
+      unstable: in three 20-minute gw_words runs the validation CER jumped above 30% in 23-31 of
+      the epochs after the 30th, in none with paper 0 (README: How fast and how good)."""
     inputs = layers.Input(shape=input_dim, name="input")
-    x = layers.Rescaling(1.0 / 255)(inputs)
+    x = layers.Rescaling(-1.0 / 255, offset=1.0)(inputs)
 
     # A plain convolution, not a residual block: the block's 1x1 stride-2 shortcut convolution
     # on the 3-channel input corrupts memory in TensorFlow 2.21's CPU kernels (training aborts
