@@ -55,7 +55,8 @@ def columns_model(input_dim, output_dim, dropout, activation="leaky_relu"):
     - ink is 1 and paper 0: the convolutions pad with zeros, which then reads as paper. With the
       seed's scaling (paper 1) the padding is a black frame around every word, and training was
       unstable: in three 20-minute gw_words runs the validation CER jumped above 30% in 23-31 of
-      the epochs after the 30th, in none with paper 0 (README: How fast and how good)."""
+      the epochs after the 30th; with paper 0, in 0-1 of them (three runs; README: How fast
+      and how good)."""
     inputs = layers.Input(shape=input_dim, name="input")
     x = layers.Rescaling(-1.0 / 255, offset=1.0)(inputs)
 
