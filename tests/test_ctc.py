@@ -32,14 +32,22 @@ def average_cer(probabilities, labels):
     return score([(None, text) for text in texts], predictions)[0]["average_cer"]
 
 
-@pytest.fixture(scope="module")
-def model():
-    keras.utils.set_random_seed(0)
-    model = seed_model((32, 128, 3), len(VOCAB), dropout=0.2)
+def compiled_seed_model(dtype_policy="float32"):
+    keras.config.set_dtype_policy(dtype_policy)
+    try:
+        keras.utils.set_random_seed(0)
+        model = seed_model((32, 128, 3), len(VOCAB), dropout=0.2)
+    finally:
+        keras.config.set_dtype_policy("float32")
     # A tiny learning rate keeps the predictions varied (a model that has collapsed to
     # all-blank outputs scores CER 1.0 everywhere, which would prove nothing).
     model.compile(optimizer=keras.optimizers.Adam(1e-6), loss=CTCLoss(PAD), metrics=[CWERMetric(PAD)])
     return model
+
+
+@pytest.fixture(scope="module")
+def model():
+    return compiled_seed_model()
 
 
 def test_val_cer_is_computed_on_the_validation_set_alone(model):
@@ -54,17 +62,6 @@ def test_val_cer_is_computed_on_the_validation_set_alone(model):
     other_x, other_y = random_words(16, seed=3)
     cer = model.evaluate(other_x, other_y, batch_size=8, verbose=0, return_dict=True)["CER"]
     assert cer == pytest.approx(average_cer(model.predict(other_x, verbose=0), other_y), abs=1e-5)
-
-
-def compiled_seed_model(dtype_policy):
-    keras.config.set_dtype_policy(dtype_policy)
-    try:
-        keras.utils.set_random_seed(0)
-        model = seed_model((32, 128, 3), len(VOCAB), dropout=0.2)
-    finally:
-        keras.config.set_dtype_policy("float32")
-    model.compile(optimizer=keras.optimizers.Adam(1e-6), loss=CTCLoss(PAD), metrics=[CWERMetric(PAD)])
-    return model
 
 
 def test_bfloat16_training_is_validated_in_float32():
