@@ -70,17 +70,20 @@ def markdown_code(text):
 
 
 class ValidationPreview(keras.callbacks.Callback):
-    """Every `every_epochs` epochs, reads a fixed handful of validation images with the model
-    being trained and logs the grid (image) and a label/prediction table (text) to TensorBoard,
-    in log_dir/preview, at the same epoch steps as Keras' TensorBoard curves.
+    """Every `every_epochs` epochs, reads a fixed handful of validation images and logs the grid
+    (image) and a label/prediction table (text) to TensorBoard, in log_dir/preview, at the same
+    epoch steps as Keras' TensorBoard curves.
 
-    images: uint8 (height, width, 3) BGR, already at the model's input size; labels: their strings."""
+    images: uint8 (height, width, 3) BGR, already at the model's input size; labels: their strings.
+    reader: the model that reads them, by default the one being trained; train.py passes the
+    float32 copy that Float32Validation has just given the epoch's weights, so the preview shows
+    what the exported model would read."""
 
-    def __init__(self, log_dir, images, labels, vocab, every_epochs=1):
+    def __init__(self, log_dir, images, labels, vocab, every_epochs=1, reader=None):
         super().__init__()
         self.log_dir = os.path.join(log_dir, "preview")
         self.images, self.labels, self.vocab = np.asarray(images, np.uint8), list(labels), vocab
-        self.every_epochs = every_epochs
+        self.every_epochs, self.reader = every_epochs, reader
 
     def on_train_begin(self, logs=None):
         self.writer = tf.summary.create_file_writer(self.log_dir)
@@ -88,7 +91,7 @@ class ValidationPreview(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_epochs:
             return
-        probabilities = keras.ops.convert_to_numpy(self.model.predict_on_batch(self.images.astype(np.float32)))
+        probabilities = keras.ops.convert_to_numpy((self.reader or self.model).predict_on_batch(self.images.astype(np.float32)))
         predictions = greedy_decode(probabilities, self.vocab)
         grid = draw_preview(self.images, self.labels, predictions)
         table = ["| label | prediction | |", "| --- | --- | --- |"]  # Markdown, which TensorBoard renders

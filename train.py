@@ -383,7 +383,8 @@ def main(argv=None):
         TrainLogger(configs.model_path),
         CSVLogger(os.path.join(configs.model_path, "history.csv"), append=bool(resume_state)),
         TensorBoard(os.path.join(configs.model_path, "logs"), update_freq="epoch"),
-        ValidationPreview(os.path.join(configs.model_path, "logs"), preview_images, preview_labels, configs.vocab),
+        ValidationPreview(os.path.join(configs.model_path, "logs"), preview_images, preview_labels, configs.vocab,
+                          reader=float32_model),
         stop_on_signal_or_nan,
     ] + ([TrainingTimeLimit(args.minutes)] if args.minutes else [])
     speed = TrainingSpeed(configs.batch_size * replicas, len(splits["train"]))

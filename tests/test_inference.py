@@ -190,8 +190,9 @@ def test_validation_preview_logs_images_and_text_to_tensorboard(tmp_path):
     columns = keras.layers.Reshape((16, -1))(keras.layers.AveragePooling2D((32, 8))(inputs))
     model = keras.Model(inputs, keras.layers.Dense(4, activation="softmax")(columns))  # vocab "abc" + blank
     images = np.random.default_rng(0).integers(0, 255, (3, 32, 128, 3), dtype=np.uint8)
-    callback = ValidationPreview(str(tmp_path), images, ["ab", "c", "|"], "abc", every_epochs=2)
-    callback.set_model(model)
+    # The reader reads, not the model being trained (train.py: the float32 copy of a bfloat16 model).
+    callback = ValidationPreview(str(tmp_path), images, ["ab", "c", "|"], "abc", every_epochs=2, reader=model)
+    callback.set_model(None)
     callback.on_train_begin()
     for epoch in range(4):
         callback.on_epoch_end(epoch)
