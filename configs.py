@@ -10,12 +10,13 @@ from mltu.configs import BaseModelConfigs
 
 PRESETS = {
     "default": {
-        "architecture": "columns",      # model.py: strided stem, column max-pooling, BiLSTM
+        "architecture": "columns",      # model.py: strided stem, one step per feature-map column, BiLSTM
         "keep_aspect_ratio": False,     # stretch each word to the input size (see README's ablation)
         "augmentation": "rich",         # train.py: the seed's + slant, blur, noise; milder rotation
         "dropout": 0.1,                 # after every residual block and the BiLSTM
         "batch_size": 32,
         "learning_rate": 0.003,         # the peak of the warm-up + cosine schedule
+        "weight_decay": 0.05,           # AdamW: every step shrinks each weight by weight_decay x learning rate
         "lr_schedule": "cosine",        # over --minutes (or --epochs): reaches ~0 at the end
         "mixed_precision": "bfloat16",  # where the CPU/GPU computes bfloat16 natively, else off
         "train_epochs": 200,
@@ -27,6 +28,7 @@ PRESETS = {
         "dropout": 0.2,
         "batch_size": 16,
         "learning_rate": 0.0005,
+        "weight_decay": 0.0,            # plain Adam
         "lr_schedule": "plateau",       # ReduceLROnPlateau x0.9 after 10 epochs without progress
         "mixed_precision": "off",
         "train_epochs": 1000,

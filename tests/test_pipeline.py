@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 import socket
+import zipfile
 
 import pytest
 import yaml
@@ -35,6 +36,9 @@ def test_training_writes_a_complete_model_folder(trained, demo_dir):
     assert configs["vocab"] == "".join(sorted(set("".join(labels))))
     assert configs["max_text_length"] == max(map(len, labels))
     assert (configs["height"], configs["width"], configs["batch_size"]) == (32, 128, 8)
+    with zipfile.ZipFile(os.path.join(trained, "last.keras")) as checkpoint:  # the optimizer as trained and saved
+        optimizer = json.loads(checkpoint.read("config.json"))["compile_config"]["optimizer"]["config"]
+    assert configs["weight_decay"] == optimizer["weight_decay"] == 0.05  # the default preset trains with AdamW
 
     train, val = read_rows(os.path.join(trained, "train.csv")), read_rows(os.path.join(trained, "val.csv"))
     with open(os.path.join(trained, "lexicon.txt"), encoding="utf-8") as f:
@@ -131,13 +135,15 @@ def test_export_raises_on_a_graph_onnx_cannot_express(tmp_path):
 def test_train_flags_are_explained_and_checked():
     result = run_script("train.py", "--help")
     assert result.returncode == 0
-    for flag in ["--dataset", "--data-dir", "--epochs", "--batch-size", "--learning-rate", "--dropout", "--model-dir", "--split",
-                 "--archive"]:
+    for flag in ["--dataset", "--data-dir", "--epochs", "--batch-size", "--learning-rate", "--weight-decay", "--dropout",
+                 "--model-dir", "--split", "--archive"]:
         assert flag in result.stdout
     result = run_script("train.py", "--epochs", "0")
     assert result.returncode == 2 and "--epochs" in result.stderr and "at least 1" in result.stderr
     result = run_script("train.py", "--dropout", "1")
     assert result.returncode == 2 and "--dropout" in result.stderr and "below 1" in result.stderr
+    result = run_script("train.py", "--weight-decay", "-0.1")
+    assert result.returncode == 2 and "--weight-decay" in result.stderr and "at least 0" in result.stderr
 
 
 def test_iam_download_offline_fails_clearly(tmp_path):

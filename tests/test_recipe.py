@@ -83,8 +83,8 @@ def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     configs = yaml.safe_load((model_dir / "configs.yaml").read_text())
     assert (configs["architecture"], configs["augmentation"], configs["lr_schedule"], configs["learning_rate"],
-            configs["mixed_precision"], configs["batch_size"], configs["keep_aspect_ratio"], configs["dropout"]) == \
-        ("seed", "seed", "plateau", 0.0005, "off", 32, True, 0.2)
+            configs["weight_decay"], configs["mixed_precision"], configs["batch_size"], configs["keep_aspect_ratio"],
+            configs["dropout"]) == ("seed", "seed", "plateau", 0.0005, 0.0, "off", 32, True, 0.2)
     model = ImageToWordModel(str(model_dir / "model.onnx"))
     assert model.probabilities(np.zeros((1, 32, 128, 3), np.float32)).shape[1] == 64  # the seed model: 4 rows x 16 columns
 
