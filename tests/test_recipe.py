@@ -1,6 +1,8 @@
 """The training recipe's parts (configs.py presets, the learning-rate schedule, the slant
 augmentation) and bench.py train, which must keep working as the recipe changes."""
+import json
 import time
+import zipfile
 
 import keras
 import numpy as np
@@ -85,6 +87,9 @@ def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
     assert (configs["architecture"], configs["augmentation"], configs["lr_schedule"], configs["learning_rate"],
             configs["weight_decay"], configs["mixed_precision"], configs["batch_size"], configs["keep_aspect_ratio"],
             configs["dropout"]) == ("seed", "seed", "plateau", 0.0005, 0.0, "off", 32, True, 0.2)
+    with zipfile.ZipFile(model_dir / "last.keras") as checkpoint:  # weight decay 0: plain Adam, as the seed trained
+        optimizer = json.loads(checkpoint.read("config.json"))["compile_config"]["optimizer"]
+    assert (optimizer["class_name"], optimizer["config"]["weight_decay"]) == ("Adam", None)
     model = ImageToWordModel(str(model_dir / "model.onnx"))
     assert model.probabilities(np.zeros((1, 32, 128, 3), np.float32)).shape[1] == 64  # the seed model: 4 rows x 16 columns
 
