@@ -16,7 +16,7 @@ PRESETS = {
         "dropout": 0.1,                 # after every residual block and the BiLSTM
         "batch_size": 32,
         "learning_rate": 0.003,         # the peak of the warm-up + cosine schedule
-        "weight_decay": 0.05,           # AdamW: every step shrinks each weight by weight_decay x learning rate
+        "weight_decay": 0.1,            # AdamW: every step shrinks each weight by weight_decay x learning rate
         "lr_schedule": "cosine",        # over --minutes (or --epochs): reaches ~0 at the end
         "mixed_precision": "bfloat16",  # where the CPU/GPU computes bfloat16 natively, else off
         "train_epochs": 200,

@@ -38,7 +38,7 @@ def test_training_writes_a_complete_model_folder(trained, demo_dir):
     assert (configs["height"], configs["width"], configs["batch_size"]) == (32, 128, 8)
     with zipfile.ZipFile(os.path.join(trained, "last.keras")) as checkpoint:  # the optimizer as trained and saved
         optimizer = json.loads(checkpoint.read("config.json"))["compile_config"]["optimizer"]["config"]
-    assert configs["weight_decay"] == optimizer["weight_decay"] == 0.05  # the default preset trains with AdamW
+    assert configs["weight_decay"] == optimizer["weight_decay"] == 0.1  # the default preset trains with AdamW
 
     train, val = read_rows(os.path.join(trained, "train.csv")), read_rows(os.path.join(trained, "val.csv"))
     with open(os.path.join(trained, "lexicon.txt"), encoding="utf-8") as f:
