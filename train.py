@@ -13,6 +13,7 @@ train it, export the best epoch to ONNX. `python train.py --help` lists every fl
 import argparse
 import atexit
 import json
+import math
 import os
 import re
 import shutil
@@ -59,15 +60,15 @@ def positive_int(text):
 
 def positive_float(text):
     value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text}")
     return value
 
 
 def non_negative_float(text):
     value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be a number of at least 0, got {text}")
+    if not (value >= 0 and math.isfinite(value)):  # inf would only show up later, as a NaN loss
+        raise argparse.ArgumentTypeError(f"must be a finite number of at least 0, got {text}")
     return value
 
 

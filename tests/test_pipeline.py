@@ -144,6 +144,8 @@ def test_train_flags_are_explained_and_checked():
     assert result.returncode == 2 and "--dropout" in result.stderr and "below 1" in result.stderr
     result = run_script("train.py", "--weight-decay", "-0.1")
     assert result.returncode == 2 and "--weight-decay" in result.stderr and "at least 0" in result.stderr
+    result = run_script("train.py", "--weight-decay", "inf")
+    assert result.returncode == 2 and "--weight-decay" in result.stderr and "finite" in result.stderr
 
 
 def test_iam_download_offline_fails_clearly(tmp_path):
