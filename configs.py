@@ -18,7 +18,7 @@ PRESETS = {
         "learning_rate": 0.003,         # the peak of the warm-up + cosine schedule
         "weight_decay": 0.1,            # AdamW: every step shrinks each weight by weight_decay x learning rate
         "lr_schedule": "cosine",        # over --minutes (or --epochs): reaches ~0 at the end
-        "mixed_precision": "bfloat16",  # where the CPU/GPU computes bfloat16 natively, else off
+        "mixed_precision": "auto",      # bfloat16 where the CPU/GPU computes it natively, else off (float32)
         "train_epochs": 200,
     },
     "seed": {
