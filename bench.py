@@ -133,13 +133,14 @@ def training_rate(model, data, steps, batch_size):
 
 
 def bench_train(args):
+    from train import compile_model, data_provider, training_augmentors  # first: it sets TensorFlow's CPU options
+
     import keras
 
     from configs import ModelConfigs
     from demo_words import generate_demo_words
     from distribute import set_mixed_precision
     from iam_words import DatasetError, parse_words_txt
-    from train import compile_model, data_provider, training_augmentors
 
     try:
         words = parse_words_txt(args.data_dir or generate_demo_words())

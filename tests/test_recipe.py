@@ -1,6 +1,9 @@
 """The training recipe's parts (configs.py presets, the learning-rate schedule, the slant
 augmentation) and bench.py train, which must keep working as the recipe changes."""
 import json
+import os
+import subprocess
+import sys
 import time
 import zipfile
 
@@ -11,7 +14,7 @@ from mltu.annotations.images import CVImage
 
 from augmentors import RandomShear
 from callbacks import TrainingTimeLimit, WarmupCosineSchedule
-from conftest import run_script
+from conftest import REPO, run_script
 
 
 def fit_recording_learning_rates(schedule, epochs, steps, extra_callbacks=(), pause=0.0):
@@ -72,6 +75,20 @@ def test_bench_train_measures_both_presets(demo_dir):
         figures = [float(word) for word in line.replace(",", " ").split() if word.replace(".", "").isdigit()]
         assert len(figures) >= 3 and all(f > 0 for f in figures[-2:]), line  # batch, pipeline, model alone
     assert "defaults / seed:" in result.stdout
+
+
+@pytest.mark.parametrize("setting, enabled", [(None, "True"), ("0", "False")])
+def test_training_uses_onednn_kernels_on_every_cpu_unless_told_not_to(setting, enabled):
+    """TensorFlow turns its oneDNN kernels on by itself only on AVX-512 CPUs; importing train
+    turns them on everywhere (2x the training speed on an AVX2 CPU), and TF_ENABLE_ONEDNN_OPTS=0
+    still turns them off."""
+    env = {name: value for name, value in os.environ.items() if name != "TF_ENABLE_ONEDNN_OPTS"}
+    if setting is not None:
+        env["TF_ENABLE_ONEDNN_OPTS"] = setting
+    check = "import train; from tensorflow.python.util import _pywrap_util_port as port; print(port.IsMklEnabled())"
+    result = subprocess.run([sys.executable, "-c", check], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.split()[-1] == enabled
 
 
 def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
