@@ -14,6 +14,7 @@ PRESETS = {
         "keep_aspect_ratio": False,     # stretch each word to the input size (see README's ablation)
         "augmentation": "rich",         # train.py: the seed's + slant, blur, noise; milder rotation
         "dropout": 0.1,                 # after every residual block and the BiLSTM
+        "ctc_shortcut": 0.0,            # weight of model.py's CTC shortcut loss; 0: no shortcut
         "batch_size": 32,
         "learning_rate": 0.003,         # the peak of the warm-up + cosine schedule
         "weight_decay": 0.1,            # AdamW: every step shrinks each weight by weight_decay x learning rate
@@ -26,6 +27,7 @@ PRESETS = {
         "keep_aspect_ratio": False,
         "augmentation": "seed",
         "dropout": 0.2,
+        "ctc_shortcut": 0.0,
         "batch_size": 16,
         "learning_rate": 0.0005,
         "weight_decay": 0.0,            # plain Adam

@@ -14,10 +14,12 @@ warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
 
 
 def build_model(configs):
-    """The model configs.architecture names, for (height, width, 3) BGR images of 0-255."""
+    """The model configs.architecture names, for (height, width, 3) BGR images of 0-255; with a
+    second output, the CTC shortcut, when configs.ctc_shortcut > 0 (reader_of drops it)."""
     architecture = {"seed": seed_model, "columns": columns_model}[configs.architecture]
-    return architecture(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab),
-                        dropout=configs.dropout)
+    reader = architecture(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab),
+                          dropout=configs.dropout)
+    return with_ctc_shortcut(reader) if configs.ctc_shortcut else reader
 
 
 def seed_model(input_dim, output_dim, dropout, activation="leaky_relu"):
@@ -40,7 +42,7 @@ def seed_model(input_dim, output_dim, dropout, activation="leaky_relu"):
     x = residual_block(x, 64, activation=activation, skip_conv=False, strides=1, dropout=dropout)
 
     # (height/8, width/8, 64) -> a sequence of height/8 * width/8 steps for CTC.
-    x = layers.Reshape((x.shape[-3] * x.shape[-2], x.shape[-1]))(x)
+    x = layers.Reshape((x.shape[-3] * x.shape[-2], x.shape[-1]), name="sequence")(x)
     return recurrent_head(inputs, x, output_dim, dropout)
 
 
@@ -82,8 +84,24 @@ def columns_model(input_dim, output_dim, dropout, activation="leaky_relu"):
     x = layers.Conv2D(96, (x.shape[-3], 1))(x)
     x = layers.BatchNormalization()(x)
     x = layers.LeakyReLU(negative_slope=0.1)(x)
-    x = layers.Reshape((x.shape[-2], x.shape[-1]))(x)
+    x = layers.Reshape((x.shape[-2], x.shape[-1]), name="sequence")(x)
     return recurrent_head(inputs, x, output_dim, dropout)
+
+
+def with_ctc_shortcut(reader):
+    """The reader plus a "CTC shortcut" (Retsinas et al., DAS 2022): a 1D convolution (3 steps
+    wide) reads characters straight off the CNN's sequence, and train.py adds its CTC loss, at a
+    small weight, to the reader's. Its gradient reaches the CNN without passing through the
+    BiLSTM, so the CNN learns to see characters sooner: the shortcut pays when the budget buys
+    few epochs (README: CPUs without AVX-512). Only training uses it; ONNX gets the reader."""
+    shortcut = layers.Conv1D(reader.output.shape[-1], 3, padding="same", activation="softmax", name="shortcut",
+                             dtype="float32")(reader.get_layer("sequence").output)
+    return Model(inputs=reader.input, outputs={"output": reader.output, "shortcut": shortcut})
+
+
+def reader_of(model):
+    """The images -> probabilities part of a model, with or without a CTC shortcut."""
+    return Model(inputs=model.input, outputs=model.get_layer("output").output)
 
 
 def recurrent_head(inputs, sequence, output_dim, dropout):

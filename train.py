@@ -12,6 +12,7 @@ train it, export the best epoch to ONNX. `python train.py --help` lists every fl
 """
 import argparse
 import atexit
+import functools
 import json
 import math
 import os
@@ -47,7 +48,7 @@ from demo_words import generate_demo_words
 from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
                         writes_files)
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
-from model import build_model
+from model import build_model, reader_of
 from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
 from preview import ValidationPreview
 
@@ -111,6 +112,10 @@ def parse_args(argv=None):
     train.add_argument("--dropout", type=dropout_rate,
                        help="share of activations dropped in training after each residual block and the BiLSTM "
                             f"(default: {defaults.dropout}, seed {seed.dropout})")
+    train.add_argument("--ctc-shortcut", type=non_negative_float, metavar="WEIGHT",
+                       help="train a second, CTC-only output straight off the CNN (model.py) with this weight on its "
+                            "loss; 0.1 learned more per epoch when the budget bought few (README: CPUs without "
+                            f"AVX-512); 0: none (default: {defaults.ctc_shortcut})")
     train.add_argument("--lr-schedule", choices=["cosine", "plateau"],
                        help="cosine: warm-up, then cosine decay to 0 at the end of --minutes or --epochs; plateau: "
                             "x0.9 after 10 epochs without progress (default: the preset's)")
@@ -158,8 +163,8 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.resume:
         fixed = ["--dataset", "--data-dir", "--archive", "--dataset-url", "--split", "--keep-er", "--preset",
-                 "--architecture", "--augmentation", "--dropout", "--lr-schedule", "--keep-aspect-ratio", "--batch-size",
-                 "--learning-rate", "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
+                 "--architecture", "--augmentation", "--dropout", "--ctc-shortcut", "--lr-schedule", "--keep-aspect-ratio",
+                 "--batch-size", "--learning-rate", "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
         clashes = [flag for flag in fixed if any(a == flag or a.startswith(flag + "=") for a in argv)]
         if clashes:
             parser.error(f"--resume goes on with the run's own data and settings; drop {' '.join(clashes)}")
@@ -226,6 +231,7 @@ def resumed_run(args):
                  "first epoch never finished (start it again without --resume)")
     configs = ModelConfigs.load(os.path.join(args.resume, "configs.yaml"))
     configs.__dict__.setdefault("weight_decay", 0.0)  # runs saved before --weight-decay existed trained without it
+    configs.__dict__.setdefault("ctc_shortcut", 0.0)  # and before --ctc-shortcut, without a shortcut
     configs.model_path = args.resume
     configs.train_epochs = args.epochs or configs.train_epochs
     with open(state_path) as f:
@@ -235,11 +241,12 @@ def resumed_run(args):
     return configs, splits, state
 
 
-def as_model_inputs(images, labels):
+def as_model_inputs(images, labels, ctc_shortcut=False):
     """A batch as NumPy arrays, images as float32 like the model's input: at the start of fit()
     Keras averages one batch across the workers of a multi-worker run, and TensorFlow's collective
-    ops cannot add uint8."""
-    return np.array(images, dtype=np.float32), np.array(labels)
+    ops cannot add uint8. A model with a CTC shortcut has two outputs, both trained on the labels."""
+    images, labels = np.array(images, dtype=np.float32), np.array(labels)
+    return images, ({"output": labels, "shortcut": labels} if ctc_shortcut else labels)
 
 
 def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
@@ -260,7 +267,7 @@ def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
             LabelIndexer(configs.vocab),
             LabelPadding(max_word_length=configs.max_text_length, padding_value=len(configs.vocab)),
         ],
-        batch_postprocessors=[as_model_inputs],
+        batch_postprocessors=[functools.partial(as_model_inputs, ctc_shortcut=configs.ctc_shortcut > 0)],
     )
     # mltu's DataProvider never calls Keras 3's PyDataset.__init__, so fit() would ignore
     # workers=... and prepare every batch in the training loop. One worker thread prepares
@@ -287,13 +294,20 @@ def compile_model(configs):
     """Step 4, the model: images in, per-time-step character probabilities out, trained with CTC."""
     model = build_model(configs)
     padding_token = len(configs.vocab)
+    loss, loss_weights, metrics = CTCLoss(padding_token), None, [CWERMetric(padding_token)]
+    if configs.ctc_shortcut:
+        # The shortcut's CTC loss counts ctc_shortcut times the reader's; CER and WER are the reader's.
+        loss = {"output": loss, "shortcut": CTCLoss(padding_token)}
+        loss_weights = {"output": 1.0, "shortcut": configs.ctc_shortcut}
+        metrics = {"output": metrics}
     model.compile(
         # With weight_decay > 0 this is AdamW (Loshchilov & Hutter 2019): each step also pulls every
         # weight towards 0 by weight_decay x the learning rate, a regulariser that read better in the
         # same 20 minutes (README: How fast and how good). The seed preset's 0 gives plain Adam.
         optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate, weight_decay=configs.weight_decay or None),
-        loss=CTCLoss(padding_token),
-        metrics=[CWERMetric(padding_token)],
+        loss=loss,
+        loss_weights=loss_weights,
+        metrics=metrics,
     )
     return model
 
@@ -301,8 +315,8 @@ def compile_model(configs):
 def new_configs(args):
     """The preset's settings, with the flags given on top."""
     configs = ModelConfigs(args.preset)
-    for flag in ("architecture", "augmentation", "dropout", "lr_schedule", "batch_size", "learning_rate", "weight_decay",
-                 "mixed_precision"):
+    for flag in ("architecture", "augmentation", "dropout", "ctc_shortcut", "lr_schedule", "batch_size", "learning_rate",
+                 "weight_decay", "mixed_precision"):
         if getattr(args, flag) is not None:
             setattr(configs, flag, getattr(args, flag))
     if args.keep_aspect_ratio is not None:
@@ -404,7 +418,7 @@ def main(argv=None):
         CSVLogger(os.path.join(configs.model_path, "history.csv"), append=bool(resume_state)),
         TensorBoard(os.path.join(configs.model_path, "logs"), update_freq="epoch"),
         ValidationPreview(os.path.join(configs.model_path, "logs"), preview_images, preview_labels, configs.vocab,
-                          reader=float32_model),
+                          reader=reader_of(float32_model)),
         stop_on_signal_or_nan,
     ] + ([TrainingTimeLimit(args.minutes)] if args.minutes else [])
     speed = TrainingSpeed(configs.batch_size * replicas, len(splits["train"]))
@@ -450,6 +464,7 @@ def main(argv=None):
     keras.config.set_dtype_policy("float32")
     export_model = build_model(configs)
     export_model.load_weights(best_model_path)
+    export_model = reader_of(export_model)  # without the CTC shortcut, which only training uses
     onnx_path = os.path.join(configs.model_path, "model.onnx")
     metadata = {"vocab": configs.vocab, "height": configs.height, "width": configs.width,
                 "keep_aspect_ratio": configs.keep_aspect_ratio, "max_text_length": configs.max_text_length}

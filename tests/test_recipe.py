@@ -119,6 +119,31 @@ def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
     assert (resized[:, :40] == 255).all() and (resized[:, 50:78] == 0).all() and (resized[:, -40:] == 255).all()
 
 
+def test_the_ctc_shortcut_trains_resumes_and_stays_out_of_the_onnx_model(demo_dir, tmp_path):
+    import pandas as pd
+
+    from inferenceModel import ImageToWordModel
+
+    model_dir = tmp_path / "shortcut"
+    result = run_script("train.py", "--data-dir", demo_dir, "--epochs", 2, "--batch-size", 8, "--ctc-shortcut", 0.1,
+                        "--model-dir", model_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    result = run_script("train.py", "--resume", model_dir, "--epochs", 3)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    history = pd.read_csv(model_dir / "history.csv")
+    assert list(history.epoch) == [0, 1, 2]
+    # Both outputs learn, the shortcut's loss counted at a tenth; CER is the reader's.
+    assert history.shortcut_loss.iloc[-1] < history.shortcut_loss.iloc[0]
+    assert np.allclose(history.loss, history.output_loss + 0.1 * history.shortcut_loss, rtol=0.01)
+    assert "val_CER" in history and "val_shortcut_CER" not in history
+    # The exported model is the reader alone: one output, a character distribution per column.
+    model = ImageToWordModel(str(model_dir / "model.onnx"))
+    assert len(model.output_names) == 1
+    probabilities = model.probabilities(np.zeros((2, 32, 128, 3), np.float32))
+    assert probabilities.shape == (2, 32, len(model.vocab) + 1)
+    assert np.allclose(probabilities.sum(axis=-1), 1, atol=1e-4)
+
+
 def test_bench_budget_refuses_a_malformed_variant_before_training(tmp_path):
     (tmp_path / "splits").mkdir()
     for part in ("train", "valid"):
