@@ -69,15 +69,17 @@ def test_slant_keeps_the_ink_and_fills_with_white():
     assert (slanted < 128).sum() == pytest.approx((pixels < 128).sum(), rel=0.15)
 
 
-def test_bench_train_measures_both_presets(demo_dir):
+def test_bench_train_measures_both_presets_and_the_seed_model_with_the_defaults(demo_dir):
     result = run_script("bench.py", "train", "--data-dir", demo_dir, "--steps", 3)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    lines = result.stdout.splitlines()
-    for preset in ("seed", "default"):
-        line = next(line for line in lines if line.strip().startswith(preset))
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    for name, architecture, augmentation in (("seed ", "seed", "seed"), ("default ", "columns", "rich"),
+                                             ("seed model ", "seed", "rich")):
+        line = next(line for line in lines if line.startswith(name))
+        assert f"({architecture} model," in line and f"{augmentation} augmentation" in line, line
         figures = [float(word) for word in line.replace(",", " ").split() if word.replace(".", "").isdigit()]
         assert len(figures) >= 3 and all(f > 0 for f in figures[-2:]), line  # batch, pipeline, model alone
-    assert "defaults / seed:" in result.stdout
+    assert "defaults / seed:" in result.stdout and "(same architecture):" in result.stdout
 
 
 @pytest.mark.parametrize("setting, enabled", [(None, "True"), ("0", "False")])
