@@ -2,6 +2,7 @@
 augmentation) and bench.py train, which must keep working as the recipe changes."""
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -73,9 +74,9 @@ def test_bench_train_measures_both_presets_and_the_seed_model_with_the_defaults(
     result = run_script("bench.py", "train", "--data-dir", demo_dir, "--steps", 3)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = [line.strip() for line in result.stdout.splitlines()]
-    for name, architecture, augmentation in (("seed ", "seed", "seed"), ("default ", "columns", "rich"),
-                                             ("seed model ", "seed", "rich")):
-        line = next(line for line in lines if line.startswith(name))
+    for name, architecture, augmentation in (("seed", "seed", "seed"), ("default", "columns", "rich"),
+                                             ("seed model", "seed", "rich")):
+        line = next(line for line in lines if re.match(rf"{name} +\(", line))  # "seed" must not find "seed model"
         assert f"({architecture} model," in line and f"{augmentation} augmentation" in line, line
         figures = [float(word) for word in line.replace(",", " ").split() if word.replace(".", "").isdigit()]
         assert len(figures) >= 3 and all(f > 0 for f in figures[-2:]), line  # batch, pipeline, model alone
