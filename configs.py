@@ -14,7 +14,7 @@ PRESETS = {
         "keep_aspect_ratio": False,     # stretch each word to the input size (see README's ablation)
         "augmentation": "rich",         # train.py: the seed's + slant, blur, noise; milder rotation
         "dropout": 0.1,                 # after every residual block and the BiLSTM
-        "ctc_shortcut": 0.0,            # weight of model.py's CTC shortcut loss; 0: no shortcut
+        "ctc_shortcut": 0.1,            # model.py's CTC shortcut, its loss x0.1: lower CER on 3 of 3 seeds (README)
         "batch_size": 16,               # twice the steps per epoch of 32: lower CER in 20 minutes (README)
         "learning_rate": 0.003,         # the peak of the warm-up + cosine schedule
         "weight_decay": 0.1,            # AdamW: every step shrinks each weight by weight_decay x learning rate

@@ -114,8 +114,7 @@ def parse_args(argv=None):
                             f"(default: {defaults.dropout}, seed {seed.dropout})")
     train.add_argument("--ctc-shortcut", type=non_negative_float, metavar="WEIGHT",
                        help="train a second, CTC-only output straight off the CNN (model.py) with this weight on its "
-                            "loss; 0.1 learned more per epoch when the budget bought few (README: CPUs without "
-                            f"AVX-512); 0: none (default: {defaults.ctc_shortcut})")
+                            f"loss; 0: none (default: {defaults.ctc_shortcut}, seed {seed.ctc_shortcut})")
     train.add_argument("--lr-schedule", choices=["cosine", "plateau"],
                        help="cosine: warm-up, then cosine decay to 0 at the end of --minutes or --epochs; plateau: "
                             "x0.9 after 10 epochs without progress (default: the preset's)")
