@@ -109,7 +109,9 @@ def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
     configs = yaml.safe_load((model_dir / "configs.yaml").read_text())
     assert (configs["architecture"], configs["augmentation"], configs["lr_schedule"], configs["learning_rate"],
             configs["weight_decay"], configs["mixed_precision"], configs["batch_size"], configs["keep_aspect_ratio"],
-            configs["dropout"]) == ("seed", "seed", "plateau", 0.0005, 0.0, "off", 32, True, 0.2)
+            configs["dropout"], configs["ctc_shortcut"]) == ("seed", "seed", "plateau", 0.0005, 0.0, "off", 32, True, 0.2,
+                                                             0.0)
+    assert "shortcut_loss" not in (model_dir / "history.csv").read_text()  # the seed model alone, one output
     with zipfile.ZipFile(model_dir / "last.keras") as checkpoint:  # weight decay 0: plain Adam, as the seed trained
         optimizer = json.loads(checkpoint.read("config.json"))["compile_config"]["optimizer"]
     assert (optimizer["class_name"], optimizer["config"]["weight_decay"]) == ("Adam", None)
@@ -122,14 +124,13 @@ def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
     assert (resized[:, :40] == 255).all() and (resized[:, 50:78] == 0).all() and (resized[:, -40:] == 255).all()
 
 
-def test_the_ctc_shortcut_trains_resumes_and_stays_out_of_the_onnx_model(demo_dir, tmp_path):
+def test_the_default_ctc_shortcut_trains_resumes_and_stays_out_of_the_onnx_model(demo_dir, tmp_path):
     import pandas as pd
 
     from inferenceModel import ImageToWordModel
 
-    model_dir = tmp_path / "shortcut"
-    result = run_script("train.py", "--data-dir", demo_dir, "--epochs", 2, "--batch-size", 8, "--ctc-shortcut", 0.1,
-                        "--model-dir", model_dir)
+    model_dir = tmp_path / "shortcut"  # the defaults train with a CTC shortcut, weight 0.1
+    result = run_script("train.py", "--data-dir", demo_dir, "--epochs", 2, "--batch-size", 8, "--model-dir", model_dir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     result = run_script("train.py", "--resume", model_dir, "--epochs", 3)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
