@@ -12,7 +12,7 @@ PRESETS = {
     "default": {
         "architecture": "columns",      # model.py: strided stem, one step per feature-map column, BiLSTM
         "keep_aspect_ratio": False,     # stretch each word to the input size (see README's ablation)
-        "augmentation": "rich",         # train.py: the seed's + slant, blur, noise; milder rotation
+        "augmentation": "rich",         # train.py: the seed's + slant, blur, noise, photo-like; milder rotation
         "dropout": 0.1,                 # after every residual block and the BiLSTM
         "ctc_shortcut": 0.1,            # model.py's CTC shortcut, its loss x0.1: lower CER on 3 of 3 seeds (README)
         "batch_size": 16,               # twice the steps per epoch of 32: lower CER in 20 minutes (README)
