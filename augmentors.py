@@ -2,7 +2,7 @@
 in the DataProvider's list next to mltu's own (train.py: training_augmentors); photo_like,
 which turns a scanned word into what a phone photo of it looks like (bench.py photos, RandomPhoto);
 and crop_to_ink, which training (CropToInk) and inference (ImageToWordModel.resize) both apply
-before resizing, so a loosely cropped photo reaches the model cropped like a scan."""
+before resizing, so a loosely cropped photo fills the model's width as a scan does."""
 import cv2
 import numpy as np
 from mltu.annotations.images import Image
@@ -101,8 +101,11 @@ class RandomPhoto(Augmentor):
 
 
 def crop_to_ink(image):
-    """A word image (BGR uint8) cropped to its ink plus a small margin: a photo's loose crop
-    leaves the word small in the model's input, a tight one fills it, as the scans do.
+    """A word image (BGR uint8) cut at the left and right to its ink, plus a small margin: a
+    photo's loose crop would otherwise squeeze the word into part of the model's width, which
+    a scan's tight crop fills. Top and bottom stay: where the ink sits in the height tells a
+    small letter from a capital or an ascender (cropping them too stretched short words to the
+    full height, and a 20-minute gw_words model read scans at 19.6% CER instead of 8.0%).
 
     Ink is what is clearly darker than the paper around it, as in model.py's PaperNormalization:
     the paper's brightness is the brightest grey within a quarter of the image's height, so tinted
@@ -114,13 +117,11 @@ def crop_to_ink(image):
     window = max(3, height // 4)
     paper = cv2.blur(cv2.dilate(grey, np.ones((window, window), np.uint8)), (window, window))
     ink = cv2.blur(1 - grey / np.maximum(paper, 1), (3, 3))
-    rows, columns = np.nonzero(ink > max(0.5 * ink.max(), 0.15))
-    if not len(rows):
+    columns = np.flatnonzero((ink > max(0.5 * ink.max(), 0.15)).any(axis=0))
+    if not len(columns):
         return image
     margin = max(1, height // 50)
-    top, bottom = max(rows.min() - margin, 0), min(rows.max() + margin + 1, height)
-    left, right = max(columns.min() - margin, 0), min(columns.max() + margin + 1, width)
-    return image[top:bottom, left:right]
+    return image[:, max(columns[0] - margin, 0):min(columns[-1] + margin + 1, width)]
 
 
 class CropToInk(Transformer):

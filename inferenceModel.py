@@ -142,7 +142,7 @@ class ImageToWordModel(OnnxInferenceModel):
 
     def resize(self, image):
         """Any BGR image -> the model's input size, exactly as train.py's CropToInk and ImageResizer
-        do it: cropped to the ink, then stretched, or scaled to fit and padded with white."""
+        do it: cut at the left and right to the ink, then stretched, or scaled to fit and padded with white."""
         if self.crops_to_ink:
             image = crop_to_ink(image)
         if self.keep_aspect_ratio:

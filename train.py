@@ -260,7 +260,7 @@ def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
         data_preprocessors=[ImageReader(CVImage)],
         augmentors=list(augmentors),
         transformers=[
-            CropToInk(),  # as inference does it (ImageToWordModel.resize): a loose crop reads like a tight one
+            CropToInk(),  # as inference does it (ImageToWordModel.resize): a loose crop fills the width like a tight one
             # Padding is white, like the paper around the word.
             ImageResizer(configs.width, configs.height, keep_aspect_ratio=configs.keep_aspect_ratio,
                          padding_color=(255, 255, 255)),
