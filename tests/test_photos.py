@@ -61,12 +61,11 @@ def test_photo_like_is_the_same_for_the_same_seed_and_looks_like_a_photo():
     assert np.array_equal(first, RandomPhoto(random_chance=1.0)(Pixels(scan), "x")[0].numpy())
 
 
-def test_crop_to_ink_finds_the_word_in_a_loose_shadowed_photo():
-    scan = word_image()
+def test_crop_to_ink_cuts_a_loose_shadowed_photo_at_the_sides_of_the_word():
     loose = np.full((160, 400, 3), 255, np.uint8)
-    loose[50:110, 120:280] = scan
+    loose[50:110, 120:280] = word_image()  # strokes in columns 140-260
     cropped = crop_to_ink(photographed(loose, light=(1.0, 0.6)))
-    assert abs(cropped.shape[0] - 30 - 6) <= 4 and abs(cropped.shape[1] - 120 - 6) <= 4  # the strokes, a small margin
+    assert cropped.shape[0] == 160 and abs(cropped.shape[1] - 120 - 6) <= 4  # the strokes, a small margin each side
     blank = photographed(np.full((60, 160, 3), 255, np.uint8))
     assert crop_to_ink(blank) is blank
 
@@ -107,7 +106,7 @@ def test_training_and_inference_prepare_an_image_alike(trained_model_dir, tmp_pa
     model = ImageToWordModel(trained_model_dir)
     assert model.crops_to_ink
     assert np.array_equal(images, np.float32([model.resize(read_image(path)) for path, _ in rows]))
-    assert (images[-1] < 128).mean() > 0.1  # the loose photo's word fills the input, as a scan's does
+    assert (images[-1] < 128).mean() > 0.04  # the loose photo's word fills the width, as a scan's does (2% uncropped)
 
 
 def test_bench_photos_scores_scans_and_photos(trained_model_dir):
