@@ -224,7 +224,6 @@ def serve(model_path, host, port):
     Handler.readers = load_readers(model_path)
     Handler.model_name = Handler.readers["greedy"].model_path
     server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
     url_host = f"[{host}]" if ":" in host else host
     print(f"Reading with {Handler.model_name} ({', '.join(Handler.readers)}) on http://{url_host}:{server.server_port}/ "
           "(Ctrl+C stops it)", flush=True)

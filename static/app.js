@@ -66,20 +66,16 @@ $("file").addEventListener("change", (event) => {
   if (event.target.files.length) readFile(event.target.files[0]);
   event.target.value = "";  // choosing the same file again reads it again
 });
-for (const type of ["dragenter", "dragover"]) {
-  dropZone.addEventListener(type, (event) => { event.preventDefault(); dropZone.classList.add("hover"); });
-}
-dropZone.addEventListener("dragleave", () => dropZone.classList.remove("hover"));
-dropZone.addEventListener("drop", (event) => {
+// A file dropped anywhere on the page is read (left alone, the browser would leave the page to show it).
+window.addEventListener("dragover", (event) => { event.preventDefault(); dropZone.classList.add("hover"); });
+window.addEventListener("dragleave", (event) => { if (!event.relatedTarget) dropZone.classList.remove("hover"); });
+window.addEventListener("drop", (event) => {
   event.preventDefault();
   dropZone.classList.remove("hover");
   const file = event.dataTransfer.files[0];
   if (file) readFile(file);
   else showError("Drop an image file (a picture dragged from another page arrives as a link, not as a file).");
 });
-// A file dropped beside the zone would make the browser leave the page to show it.
-window.addEventListener("dragover", (event) => event.preventDefault());
-window.addEventListener("drop", (event) => event.preventDefault());
 
 // The page sends an image as the browser shows it: upright (phones save photos sideways with an
 // EXIF note to turn them, which the server's OpenCV does not follow, so the boxes would not fit the

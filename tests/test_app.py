@@ -325,7 +325,11 @@ def test_a_chosen_or_dropped_image_is_read_and_bad_files_are_explained(browser, 
     assert [[int(rect.get_attribute(k)) for k in ("x", "y", "width", "height")] for rect in boxes] == \
         [word["box"] for word in answer["words"]]
     rows = browser.find_elements("css selector", "#words tbody tr")
-    assert len(rows) == len(answer["words"]) and all("%" in row.text for row in rows)
+    assert [row.text.split()[1:3] for row in rows] == [[word["text"] or "∅", f"{round(word['confidence'] * 100)}%"]
+                                                       for word in answer["words"]]
+    weak = [word["confidence"] < 0.5 for word in answer["words"]]  # app.js WEAK_CONFIDENCE
+    assert ["weak" in span.get_attribute("class") for span in browser.find_elements("css selector", "#text .word")] == weak
+    assert ["weak" in (rect.get_attribute("class") or "") for rect in boxes] == weak
 
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("shopping list: eggs")
