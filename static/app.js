@@ -4,7 +4,7 @@
 
 const WEAK_CONFIDENCE = 0.5;  // readings below this are marked for checking by hand
 const MAX_SIDE = 4096;  // pixels: larger images are scaled down before they are sent
-const INK_WIDTH = 7;  // pad pixels: about the stroke width of a 120-pixel-high scanned word
+const INK_WIDTH = 8;  // pad pixels: a tenth to a sixth of the letter height of a word written across half the pad, as in the training words
 
 const $ = (id) => document.getElementById(id);
 const pad = $("pad"), padContext = pad.getContext("2d");
@@ -148,11 +148,13 @@ function showResult(answer, canvas) {
 
   const shown = $("shown"), boxes = $("boxes");
   $("figure").hidden = !canvas;
+  $("result").hidden = false;  // before fitFigure measures it
   if (canvas) {
     shown.width = canvas.width;
     shown.height = canvas.height;
     shown.getContext("2d").drawImage(canvas, 0, 0);
     boxes.setAttribute("viewBox", `0 0 ${canvas.width} ${canvas.height}`);
+    fitFigure();
   }
   boxes.replaceChildren(...words.map((word, i) => {
     const rect = document.createElementNS("http://www.w3.org/2000/svg", "rect");
@@ -184,8 +186,17 @@ function showResult(answer, canvas) {
     return row;
   }));
   $("words").hidden = !words.length;
-  $("result").hidden = false;
 }
+
+// The image as large as the page is wide and at most 70% as high as the window (a word grows, a page shrinks).
+function fitFigure() {
+  const shown = $("shown");
+  if (!shown.width || $("figure").hidden) return;
+  const scale = Math.min($("figure").clientWidth / shown.width, 0.7 * window.innerHeight / shown.height, 4);
+  shown.style.width = `${shown.width * scale}px`;
+  shown.style.height = `${shown.height * scale}px`;
+}
+window.addEventListener("resize", fitFigure);
 
 function wordSpan(word, i) {
   const span = document.createElement("span");

@@ -109,8 +109,9 @@ def check_page_shape(answer, image):
         assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height
         assert 0 <= word["confidence"] <= 1 and 0 <= word["line"] < len(answer["lines"])
     lines = ["" for _ in answer["lines"]]
-    for word in answer["words"]:
-        lines[word["line"]] = (lines[word["line"]] + " " + word["text"]).strip()
+    for word in answer["words"]:  # a line's text: its words that read as something, left to right
+        if word["text"]:
+            lines[word["line"]] = (lines[word["line"]] + " " + word["text"]).strip()
     assert [line["text"] for line in answer["lines"]] == lines
     assert answer["text"] == "\n".join(lines)
 
