@@ -64,13 +64,14 @@ def load_readers(model_path):
 
 def read_page_single_word(model, image):
     """TEMPORARY adapter until ImageToWordModel.read_page (issue 27) is in main: reads the whole
-    image as one word, cropped to its ink, in read_page's shape. Remove it then."""
+    image as one word, cropped to its ink with a margin, in read_page's shape. Remove it then."""
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     ink = cv2.findNonZero((gray < 128).astype("uint8"))
     if ink is None:
         return {"words": [], "lines": [], "text": ""}
     x, y, w, h = (int(v) for v in cv2.boundingRect(ink))
-    prediction = model.predict(image[y:y + h, x:x + w])
+    margin = h // 4
+    prediction = model.predict(image[max(0, y - margin):y + h + margin, max(0, x - margin):x + w + margin])
     text, confidence = prediction if isinstance(prediction, tuple) else (prediction, 1.0)
     return {"words": [{"box": [x, y, w, h], "text": text, "confidence": float(confidence), "line": 0}],
             "lines": [{"box": [x, y, w, h], "text": text}], "text": text}
