@@ -153,7 +153,11 @@ class Handler(BaseHTTPRequestHandler):
             self.drop_body()
             raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
                              f"the upload is {size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES / 2**20:.0f} MB")
-        data = self.rfile.read(size)
+        try:
+            data = self.rfile.read(size)
+        except TimeoutError:
+            self.close_connection = True
+            raise BadRequest(HTTPStatus.REQUEST_TIMEOUT, f"the upload stalled for {self.timeout} s; send it again") from None
         if len(data) < size:
             raise BadRequest(HTTPStatus.BAD_REQUEST, f"the upload stopped after {len(data)} of {size} bytes")
         with self.reading_slots:
@@ -208,16 +212,19 @@ class Handler(BaseHTTPRequestHandler):
 
     def send_json(self, status, payload, headers=None):
         body = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except ConnectionError:  # the client left (a closed tab): there is no one to answer
+            self.close_connection = True
 
 
 def serve(model_path, host, port):
