@@ -71,8 +71,7 @@ def read_page_single_word(model, image):
         return {"words": [], "lines": [], "text": ""}
     x, y, w, h = (int(v) for v in cv2.boundingRect(ink))
     margin = h // 4
-    prediction = model.predict(image[max(0, y - margin):y + h + margin, max(0, x - margin):x + w + margin])
-    text, confidence = prediction if isinstance(prediction, tuple) else (prediction, 1.0)
+    text, confidence = model.predict(image[max(0, y - margin):y + h + margin, max(0, x - margin):x + w + margin])
     return {"words": [{"box": [x, y, w, h], "text": text, "confidence": float(confidence), "line": 0}],
             "lines": [{"box": [x, y, w, h], "text": text}], "text": text}
 
