@@ -5,8 +5,10 @@
     python inferenceModel.py --model DIR a.png words/   # unlabelled images: prints path<TAB>text
     python inferenceModel.py --decoder beam --lexicon Models/.../lexicon.txt   # slower, more accurate
     python inferenceModel.py --quantize --preview preview.png                  # int8 model; see the results
+    python inferenceModel.py --page scan.jpg --output-dir pages/ --preview     # a whole line or page: words, lines, text
 
 The .onnx file is all it needs: train.py stores the vocabulary and input size in its metadata.
+A page's way to text: segmentation.py finds its lines and words, ImageToWordModel.read_page reads them.
 An image's way to a word, top to bottom: read_image -> ImageToWordModel.resize -> .probabilities
 (the network) -> .decode (ctc_decoding.py). predict_files runs it over many files in batches.
 """
@@ -27,10 +29,13 @@ from mltu.utils.text_utils import edit_distance
 from tqdm import tqdm
 
 from ctc_decoding import beam_search, greedy_decode, lexicon_decode, read_lexicon
+from segmentation import find_words
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 IMAGE_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
 PREVIEW_IMAGES = 24  # --preview shows the first this many images
+MAX_PAGE_PIXELS = 50_000_000  # read_page works on the full image: a 48-megapixel phone photo, not much more
+PAGE_BATCH = 64  # read_page reads this many words per model call
 CALIBRATION_IMAGES = 256  # --quantize measures the network's value ranges on this many images
 # predict_files works on this many batches at once, one per core this process may use.
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -164,6 +169,52 @@ class ImageToWordModel(OnnxInferenceModel):
 
     def predict(self, image):
         return self.predict_batch([image])[0]
+
+    def read_page(self, image):
+        """A BGR uint8 image of a word, a line or a page -> {"words": [{"box": [x, y, w, h], "text",
+        "confidence", "line"}, ...] in reading order, "lines": [{"box", "text"}, ...], "text": the lines
+        joined by newlines}; boxes in pixels of `image`. segmentation.py finds the words; each is read
+        from its own ink alone (black on white, as the training words are), in batches.
+        UnreadableImage for an image it cannot work on; a page without writing gives no words."""
+        check_page(image)
+        lines = find_words(image)
+        words = [(number, word) for number, line in enumerate(lines) for word in line]
+        texts, confidences = [], []
+        for start in range(0, len(words), PAGE_BATCH):
+            batch_texts, batch_confidences = self.predict_batch([word_image(word.mask) for _, word in words[start:start + PAGE_BATCH]])
+            texts += batch_texts
+            confidences += [float(confidence) for confidence in batch_confidences]
+        result = {"words": [{"box": word.box, "text": text, "confidence": confidence, "line": number}
+                            for (number, word), text, confidence in zip(words, texts, confidences)], "lines": []}
+        for number, line in enumerate(lines):
+            left, top = min(word.box[0] for word in line), min(word.box[1] for word in line)
+            right = max(word.box[0] + word.box[2] for word in line)
+            bottom = max(word.box[1] + word.box[3] for word in line)
+            text = " ".join(word["text"] for word in result["words"] if word["line"] == number and word["text"])
+            result["lines"].append({"box": [left, top, right - left, bottom - top], "text": text})
+        result["text"] = "\n".join(line["text"] for line in result["lines"])
+        return result
+
+
+def check_page(image):
+    """UnreadableImage unless `image` is something read_page can look for writing in."""
+    if image is None or getattr(image, "size", 0) == 0:
+        raise UnreadableImage("empty image (no pixels)")
+    height, width = image.shape[:2]
+    if min(height, width) < 8:
+        raise UnreadableImage(f"too small ({width}x{height} pixels): a page needs at least 8 pixels each way")
+    if height * width > MAX_PAGE_PIXELS:
+        raise UnreadableImage(f"too large ({width}x{height}, {height * width / 1e6:.0f} megapixels): scale it down to at most "
+                              f"{MAX_PAGE_PIXELS / 1e6:.0f} megapixels")
+    if int(image.max()) - int(image.min()) < 8:
+        raise UnreadableImage("blank (one flat colour): there is nothing to read")
+
+
+def word_image(mask):
+    """A word's ink mask -> BGR image, black ink on white with a margin of 3% of its height, like the training words."""
+    margin = max(1, round(0.03 * mask.shape[0]))
+    gray = np.pad(np.where(mask, 0, 255).astype(np.uint8), margin, constant_values=255)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
 
 
 def predict_files(model, paths, batch_size, progress=False):
@@ -329,6 +380,39 @@ def quantize_model(model_path):
     return int8_path
 
 
+def read_pages(model, paths, output_dir, preview):
+    """inferenceModel.py --page: each image's read_page result to output_dir/NAME.json ("image": its path),
+    its text to stdout and, with preview, its picture to output_dir/NAME.preview.png. An image that
+    cannot be read is reported in one line and the others go on; the exit code says if any failed."""
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as e:
+        sys.exit(f"error: cannot create --output-dir {output_dir}: {e.strerror or e}")
+    failed = 0
+    for path in paths:
+        try:
+            image = read_image(path)
+            result = {"image": path, **model.read_page(image)}
+        except UnreadableImage as e:
+            print(f"skipped {path}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        stem = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
+        try:
+            with open(stem + ".json.tmp", "w", encoding="utf-8") as f:
+                json.dump(result, f, ensure_ascii=False, indent=1)
+            os.replace(stem + ".json.tmp", stem + ".json")
+            if preview:
+                from preview import draw_page, write_png  # preview.py also holds a Keras callback: load Keras only when asked
+                write_png(stem + ".preview.png", draw_page(image, result))
+        except OSError as e:
+            sys.exit(f"error: cannot write {stem}.json: {e.strerror or e}; check that {output_dir} is writable")
+        print(f"== {path}: {len(result['words'])} words in {len(result['lines'])} lines -> {stem}.json")
+        print(result["text"] if result["words"] else "(no writing found)")
+    if failed:
+        sys.exit(f"error: {failed} of {len(paths)} images could not be read (listed above)")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="*", help="image files or folders to read (no labels: prints path<TAB>text)")
@@ -344,8 +428,17 @@ def main(argv=None):
                              "read the most likely of these words, unless the free reading is far more likely")
     parser.add_argument("--quantize", action="store_true",
                         help="make (or reuse) model.int8.onnx beside the model, calibrated on the folder's train.csv, and use it")
-    parser.add_argument("--preview", metavar="FILE.png", help=f"draw the first {PREVIEW_IMAGES} images with label and prediction")
+    parser.add_argument("--preview", metavar="FILE.png", nargs="?", const="",
+                        help=f"draw the first {PREVIEW_IMAGES} images with label and prediction; with --page (no FILE): "
+                             "draw each page's words and readings to DIR/NAME.preview.png")
+    parser.add_argument("--page", nargs="+", metavar="IMAGE",
+                        help="read whole lines or pages: find the words, read them, write DIR/NAME.json and print the text")
+    parser.add_argument("--output-dir", metavar="DIR", help="with --page: where the .json (and .preview.png) files go")
     args = parser.parse_args(argv)
+    if args.page and not args.output_dir:
+        parser.error("--page needs --output-dir DIR, the folder for the NAME.json results")
+    if args.preview == "" and not args.page:
+        parser.error("--preview needs a FILE.png to write (only with --page does it name the files itself)")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.beam_width < 1:
@@ -356,6 +449,8 @@ def main(argv=None):
         if args.quantize:
             model_path = quantize_model(model_path)
         model = ImageToWordModel(model_path, args.decoder, args.beam_width, args.lexicon)
+        if args.page:
+            return read_pages(model, args.page, args.output_dir, args.preview is not None)
         if args.images:
             rows = [(path, None) for path in list_images(args.images)]
             if not rows:
