@@ -250,12 +250,13 @@ def dataset_lines(dataset_dir, split=None):
             for _, lines in sorted(pages.items())]
 
 
-def compose_page(lines, rng, angle=None, line_pitch=None, jpeg_quality=None):
+def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_quality=None):
     """A photographed-looking page made of word images, and the truth about it.
 
     lines: [[(BGR word image, text), ...], ...] in reading order. Sizes are in units of the tall words'
     ink height (the 90th percentile of the words' ink heights: ascender to descender). Each word's
-    ink (Otsu's threshold) goes left to right with gaps of 0.3-0.6 units; its middle ink row (in the
+    ink (Otsu's threshold) goes left to right with gaps of `gaps` units (natural for gw_words: about
+    1-2 x-heights; a script with short ascenders needs more); its middle ink row (in the
     x-height band) sits on the line's centre, +-3% of a unit; lines are line_pitch units apart
     (default 0.75-0.9: close enough that some ascenders and descenders touch). Then toned
     paper, one ink colour, light falling off away from a lamp, noise, a rotation by `angle` degrees
@@ -278,7 +279,7 @@ def compose_page(lines, rng, angle=None, line_pitch=None, jpeg_quality=None):
         for mask, text in line:
             top = max(0, int(round(centre - np.median(np.nonzero(mask)[0]) + rng.normal(0, 0.03 * word_height))))
             placed.append((mask, x, top, text, number))
-            x += mask.shape[1] + int(rng.uniform(0.3, 0.6) * word_height)
+            x += mask.shape[1] + int(rng.uniform(*gaps) * word_height)
         width = max(width, x)
     height = max(top + mask.shape[0] for mask, _, top, _, _ in placed) + margin
     ink = np.zeros((height, width + margin), np.float32)

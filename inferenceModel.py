@@ -183,7 +183,7 @@ class ImageToWordModel(OnnxInferenceModel):
         for start in range(0, len(words), PAGE_BATCH):
             batch_texts, batch_confidences = self.predict_batch([word_image(word.mask) for _, word in words[start:start + PAGE_BATCH]])
             texts += batch_texts
-            confidences += [float(confidence) for confidence in batch_confidences]
+            confidences += [round(float(confidence), 4) for confidence in batch_confidences]
         result = {"words": [{"box": word.box, "text": text, "confidence": confidence, "line": number}
                             for (number, word), text, confidence in zip(words, texts, confidences)], "lines": []}
         for number, line in enumerate(lines):
@@ -399,18 +399,49 @@ def read_pages(model, paths, output_dir, preview):
             continue
         stem = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
         try:
-            with open(stem + ".json.tmp", "w", encoding="utf-8") as f:
-                json.dump(result, f, ensure_ascii=False, indent=1)
-            os.replace(stem + ".json.tmp", stem + ".json")
+            write_file(stem + ".json", page_json(result).encode("utf-8"))
             if preview:
-                from preview import draw_page, write_png  # preview.py also holds a Keras callback: load Keras only when asked
-                write_png(stem + ".preview.png", draw_page(image, result))
+                write_file(stem + ".preview.png", cv2.imencode(".png", draw_page(image, result))[1].tobytes())
         except OSError as e:
             sys.exit(f"error: cannot write {stem}.json: {e.strerror or e}; check that {output_dir} is writable")
         print(f"== {path}: {len(result['words'])} words in {len(result['lines'])} lines -> {stem}.json")
         print(result["text"] if result["words"] else "(no writing found)")
     if failed:
         sys.exit(f"error: {failed} of {len(paths)} images could not be read (listed above)")
+
+
+def page_json(result):
+    """read_page's result as JSON, one word or line per row."""
+    def rows(items):
+        return "[" + ",".join("\n  " + json.dumps(item, ensure_ascii=False) for item in items) + ("\n ]" if items else "]")
+    return "{\n" + ",\n".join([f' "image": {json.dumps(result["image"], ensure_ascii=False)}', f' "words": {rows(result["words"])}',
+                               f' "lines": {rows(result["lines"])}', f' "text": {json.dumps(result["text"], ensure_ascii=False)}']) + "\n}\n"
+
+
+def draw_page(image, result):
+    """The page with read_page's result on it: every word's box, and its reading above it on a white
+    label, green when the model is confident (>= 0.8), orange when less (>= 0.5), red below."""
+    page = image.copy()
+    heights = [word["box"][3] for word in result["words"]]
+    scale = max(0.4, float(np.median(heights)) / 80) if heights else 0.5  # readable at any resolution
+    thickness = max(1, round(2 * scale))
+    for word in result["words"]:
+        x, y, w, h = word["box"]
+        colour = (0, 150, 0) if word["confidence"] >= 0.8 else (0, 140, 255) if word["confidence"] >= 0.5 else (0, 0, 220)
+        cv2.rectangle(page, (x, y), (x + w - 1, y + h - 1), colour, thickness)
+        text = "".join(c if " " <= c <= "~" else "?" for c in word["text"]) or "?"  # OpenCV's font has ASCII only
+        (text_w, text_h), below = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(0, y - text_h - below - 2)
+        cv2.rectangle(page, (x, top), (x + text_w + 4, top + text_h + below + 2), (255, 255, 255), cv2.FILLED)
+        cv2.putText(page, text, (x + 2, top + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+    return page
+
+
+def write_file(path, data):
+    """Writes under a temporary name first, so no half-written file is left."""
+    with open(path + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(path + ".tmp", path)
 
 
 def main(argv=None):

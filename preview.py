@@ -2,8 +2,6 @@
 
 draw_preview makes the grid; write_preview saves it as a PNG (inferenceModel.py --preview), and
 ValidationPreview puts it into TensorBoard every epoch during training, beside the curves:
-draw_page marks what read_page found on a page: each word's box and reading
-(inferenceModel.py --page IMAGE --output-dir DIR --preview).
 
     callbacks=[..., ValidationPreview(os.path.join(model_dir, "logs"), images, labels, configs.vocab)]
     tensorboard --logdir Models      # IMAGES and TEXT tabs, run "preview"
@@ -23,7 +21,7 @@ COLUMNS = 4
 IMAGE_BOX = (256, 64)  # width, height each word image is scaled to fit into
 TEXT_LINE = 22  # pixels per line of text under an image
 CELL = (IMAGE_BOX[0] + 8, IMAGE_BOX[1] + 2 * TEXT_LINE + 12)  # width, height of one image with its two lines
-BLACK, GREEN, ORANGE, RED = (0, 0, 0), (0, 130, 0), (0, 140, 255), (0, 0, 220)  # BGR
+BLACK, GREEN, RED = (0, 0, 0), (0, 130, 0), (0, 0, 220)  # BGR
 
 
 def draw_preview(images, labels, predictions):
@@ -57,33 +55,9 @@ def put_text(grid, text, left, baseline, color):
     cv2.putText(grid, text, (left + 6, baseline), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
 
 
-def draw_page(image, result):
-    """The page with read_page's result drawn on it: every word's box, and its reading above it on a
-    white label, green when the model is confident (>= 0.8), orange when less (>= 0.5), red below."""
-    page = image.copy()
-    heights = [word["box"][3] for word in result["words"]]
-    scale = max(0.4, 0.5 * float(np.median(heights)) / 30 if heights else 0.5)  # readable at any resolution
-    thickness = max(1, round(scale * 2))
-    for word in result["words"]:
-        x, y, w, h = word["box"]
-        colour = GREEN if word["confidence"] >= 0.8 else ORANGE if word["confidence"] >= 0.5 else RED
-        cv2.rectangle(page, (x, y), (x + w - 1, y + h - 1), colour, thickness)
-        text = "".join(c if " " <= c <= "~" else "?" for c in word["text"]) or "?"
-        (text_w, text_h), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
-        top = max(0, y - text_h - base - 2)
-        cv2.rectangle(page, (x, top), (x + text_w + 4, top + text_h + base + 2), (255, 255, 255), cv2.FILLED)
-        cv2.putText(page, text, (x + 2, top + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
-    return page
-
-
 def write_preview(path, images, labels, predictions):
-    """Draws the grid into `path` (.png)."""
-    write_png(path, draw_preview(images, labels, predictions))
-
-
-def write_png(path, image):
-    """Saves `image` as a PNG in `path`, under a temporary name first, so no half-written file is left."""
-    ok, png = cv2.imencode(".png", image)
+    """Draws the grid into `path` (.png), under a temporary name first, so no half-written file is left."""
+    ok, png = cv2.imencode(".png", draw_preview(images, labels, predictions))
     if not ok:
         raise OSError(f"could not encode the preview for {path}")
     with open(path + ".tmp", "wb") as f:
