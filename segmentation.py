@@ -22,7 +22,8 @@ line's x-height), so the same code works on a 120-pixel word image and on a 12-m
    whose core holds its ink; a component that reaches into two cores (a descender touching the
    ascender below) is cut between them where it is thinnest.
 5. Words: in each line, ink separated by a horizontal gap wider than WORD_GAP x the line's own
-   x-height (the height of its densest band) starts a new word.
+   x-height (twice the height of the band holding the middle half of its ink) starts a new word.
+   Fragments (a dot, a comma, a piece cut off a touching letter) join the nearest word.
 
 Boxes are in pixels of the input image: skew only changes the coordinates the lines and words are
 found in, never the pixels. Each word's mask holds its own ink only, so pieces of the neighbouring
@@ -35,7 +36,7 @@ import numpy as np
 
 MIN_INK_CONTRAST = 0.2  # ink is at least this much darker than the paper around it (fraction of its brightness)
 MAX_SKEW = 3.0  # degrees either way the page may be rotated
-WORD_GAP = 0.7  # a gap wider than this many x-heights separates two words
+WORD_GAP = 0.6  # a gap wider than this many x-heights separates two words
 
 
 @dataclass
@@ -45,9 +46,13 @@ class Word:
 
 
 def flatten(gray):
-    """Grey page -> darkness in [0, 1] relative to the paper under it (0 paper, 1 black)."""
-    small = cv2.resize(gray, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA) if min(gray.shape) >= 64 else gray
-    size = max(3, min(small.shape) // 8) | 1
+    """Grey page -> darkness in [0, 1] relative to the paper under it (0 paper, 1 black). The paper is
+    the brightest level within a window several pen widths wide (a first guess at the ink, by Otsu's
+    threshold on the raw page, gives the pen) and at least an eighth of the page."""
+    pen = stroke_width(cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)[1] > 0)
+    shrink = 4 if min(gray.shape) >= 256 else 1
+    small = cv2.resize(gray, None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA) if shrink > 1 else gray
+    size = max(3, round(max(min(gray.shape) / 8, 6 * pen) / shrink)) | 1
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
     paper = cv2.blur(cv2.dilate(small, kernel), (size, size))
     paper = cv2.resize(paper, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
@@ -187,9 +192,7 @@ def find_words(image):
 def split_words(xs, ys, xr, yr, pen):
     """One line's ink pixels -> (its words as (xs, ys) pixel arrays, left to right, split at gaps wider
     than WORD_GAP x-heights; the line's x-height)."""
-    rows = np.round(yr).astype(int)
-    profile = np.bincount(rows - rows.min())
-    x_height = max(pen, float((profile >= 0.5 * profile.max()).sum()))
+    x_height = line_x_height(yr, pen)
     columns = np.round(xr).astype(int)
     left = columns.min()
     occupied = np.bincount(columns - left) > 0
@@ -201,11 +204,21 @@ def split_words(xs, ys, xr, yr, pen):
     return [(xs[word_of_pixel == word], ys[word_of_pixel == word]) for word in range(len(word_starts))], x_height
 
 
+def line_x_height(yr, pen):
+    """A line's x-height from its ink rows: most ink lies in the x-height band, so the rows holding
+    the middle half of the ink span about half of it (ascenders and descenders, thin and few, move
+    the quartiles little)."""
+    lower, upper = np.percentile(yr, [25, 75])
+    return max(pen, 2 * float(upper - lower))
+
+
 def attach_fragments(lines):
     """Lines of (words, x-height) -> lines of words, where every fragment (a piece of ink under half an
-    x-height tall and under one x-height wide: a dot, a stray piece of a letter cut off its word) is
-    joined to the nearest real word on the page, and lines left empty are gone. The x-height is the
-    page's (that of the line holding the median ink pixel): a line of fragments has a tiny one of its own."""
+    x-height tall and under one x-height wide: a dot, a stray piece of a letter cut off its word)
+    within a word gap of a real word joins the nearest one, on whichever line (an i's dot may sit in
+    the next line's band), and lines left empty are gone. A fragment far from any word (a full stop
+    written apart, as IAM counts it) stays a word of its own. The x-height is the page's, that of
+    the line holding the median ink pixel: a line of fragments has a tiny one of its own."""
     def box(word):
         return word[0].min(), word[1].min(), word[0].max(), word[1].max()
 
@@ -219,9 +232,7 @@ def attach_fragments(lines):
 
     real = [[word for word in words if not is_fragment(word)] for words, _ in lines]
     boxes = [(number, index, box(word)) for number, words in enumerate(real) for index, word in enumerate(words)]
-    if not boxes:
-        return []
-    for words, _ in lines:
+    for number, (words, _) in enumerate(lines):
         for word in words:
             if not is_fragment(word):
                 continue
@@ -230,9 +241,13 @@ def attach_fragments(lines):
             def distance(entry):
                 other = entry[2]
                 return np.hypot(max(0, other[0] - right, left - other[2]), max(0, other[1] - bottom, top - other[3]))
-            number, index, _ = min(boxes, key=distance)
-            real[number][index] = (np.r_[real[number][index][0], word[0]], np.r_[real[number][index][1], word[1]])
-    return [words for words in real if words]
+            nearest = min(boxes, key=distance, default=None)
+            if nearest is None or distance(nearest) > WORD_GAP * x_height:
+                real[number].append(word)
+                continue
+            near_line, index, _ = nearest
+            real[near_line][index] = (np.r_[real[near_line][index][0], word[0]], np.r_[real[near_line][index][1], word[1]])
+    return [sorted(words, key=lambda word: word[0].min()) for words in real if words]
 
 
 def word_from_pixels(xs, ys):
