@@ -256,28 +256,35 @@ def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_
     lines: [[(BGR word image, text), ...], ...] in reading order. Sizes are in units of the tall words'
     ink height (the 90th percentile of the words' ink heights: ascender to descender). Each word's
     ink (Otsu's threshold) goes left to right with gaps of `gaps` units (natural for gw_words: about
-    1-2 x-heights; a script with short ascenders needs more); its middle ink row (in the
-    x-height band) sits on the line's centre, +-3% of a unit; lines are line_pitch units apart
-    (default 0.75-0.9: close enough that some ascenders and descenders touch). Then toned
+    1-2 x-heights; a script with short ascenders needs more). Its height on the line: where all word
+    images are equally high, the dataset cut them to their line's band (gw_words), so the bands'
+    centres sit on the line's centre, keeping the writer's own baseline; otherwise the word's middle
+    ink row (in its x-height band) does. Either +-3% of a unit; lines are line_pitch units apart
+    (default 0.8-0.95: close enough that some ascenders and descenders touch). Then toned
     paper, one ink colour, light falling off away from a lamp, noise, a rotation by `angle` degrees
     (default: uniform in +-2) and, with jpeg_quality, a JPEG round trip.
     Returns (BGR uint8 page, [{"box": [x, y, w, h], "text", "line"}, ...]): the true box of each
     word is the bounding box of its own ink on the final page."""
-    def ink_mask(image):  # the word's ink mask, cropped to the ink; None for a word image without ink
+    one_band = len({image.shape[0] for line in lines for image, _ in line}) == 1
+
+    def ink_mask(image):  # the word's ink cropped to it, and its centre row in the word image
         mask = cv2.threshold(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)[1] > 0
         rows, columns = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-        return mask[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1] if len(rows) else None
-    masks = [[(ink_mask(image), text) for image, text in line] for line in lines]
-    masks = [[(mask, text) for mask, text in line if mask is not None] for line in masks]
-    word_height = float(np.percentile([mask.shape[0] for line in masks for mask, _ in line], 90))
-    pitch = word_height * (line_pitch if line_pitch is not None else rng.uniform(0.75, 0.9))
+        if len(rows) == 0:
+            return None, 0
+        centre = image.shape[0] / 2 if one_band else np.median(np.nonzero(mask)[0])
+        return mask[rows[0]:rows[-1] + 1, columns[0]:columns[-1] + 1], centre - rows[0]
+    masks = [[(*ink_mask(image), text) for image, text in line] for line in lines]
+    masks = [[word for word in line if word[0] is not None] for line in masks]
+    word_height = float(np.percentile([mask.shape[0] for line in masks for mask, _, _ in line], 90))
+    pitch = word_height * (line_pitch if line_pitch is not None else rng.uniform(0.8, 0.95))
     angle = rng.uniform(-2, 2) if angle is None else angle
     margin = int(word_height)
     placed, width = [], 0  # (ink mask, left, top, text, line number)
     for number, line in enumerate(masks):
         x, centre = margin, margin + word_height / 2 + number * pitch
-        for mask, text in line:
-            top = max(0, int(round(centre - np.median(np.nonzero(mask)[0]) + rng.normal(0, 0.03 * word_height))))
+        for mask, mask_centre, text in line:
+            top = max(0, int(round(centre - mask_centre + (0 if one_band else rng.normal(0, 0.03 * word_height)))))
             placed.append((mask, x, top, text, number))
             x += mask.shape[1] + int(rng.uniform(*gaps) * word_height)
         width = max(width, x)

@@ -29,7 +29,7 @@ from mltu.utils.text_utils import edit_distance
 from tqdm import tqdm
 
 from ctc_decoding import beam_search, greedy_decode, lexicon_decode, read_lexicon
-from segmentation import find_words
+from segmentation import find_words, reading_images
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 IMAGE_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
@@ -174,16 +174,22 @@ class ImageToWordModel(OnnxInferenceModel):
         """A BGR uint8 image of a word, a line or a page -> {"words": [{"box": [x, y, w, h], "text",
         "confidence", "line"}, ...] in reading order, "lines": [{"box", "text"}, ...], "text": the lines
         joined by newlines}; boxes in pixels of `image`. segmentation.py finds the words; each is read
-        from its own ink alone (black on white, as the training words are), in batches.
+        from its own ink alone, black on white, cut in two ways (tight, as IAM cuts words, and to its
+        line's band, as gw_words does); the page is read the way the model is more confident of overall,
+        which is the way its training words were cut (per word, a confident misreading of the wrong cut
+        would win too often).
         UnreadableImage for an image it cannot work on; a page without writing gives no words."""
         check_page(image)
         lines = find_words(image)
         words = [(number, word) for number, line in enumerate(lines) for word in line]
-        texts, confidences = [], []
-        for start in range(0, len(words), PAGE_BATCH):
-            batch_texts, batch_confidences = self.predict_batch([word_image(word.mask) for _, word in words[start:start + PAGE_BATCH]])
-            texts += batch_texts
-            confidences += [round(float(confidence), 4) for confidence in batch_confidences]
+        readings = {"tight": ([], []), "band": ([], [])}  # texts and confidences of each cut
+        for start in range(0, len(words), PAGE_BATCH // 2):
+            cuts = [reading_images(word) for _, word in words[start:start + PAGE_BATCH // 2]]
+            batch_texts, batch_confidences = self.predict_batch([image for pair in cuts for image in pair])
+            for index, cut in enumerate(("tight", "band")):
+                readings[cut][0].extend(batch_texts[index::2])
+                readings[cut][1].extend(round(float(confidence), 4) for confidence in batch_confidences[index::2])
+        texts, confidences = max(readings.values(), key=lambda reading: sum(reading[1]))
         result = {"words": [{"box": word.box, "text": text, "confidence": confidence, "line": number}
                             for (number, word), text, confidence in zip(words, texts, confidences)], "lines": []}
         for number, line in enumerate(lines):
@@ -208,13 +214,6 @@ def check_page(image):
                               f"{MAX_PAGE_PIXELS / 1e6:.0f} megapixels")
     if int(image.max()) - int(image.min()) < 8:
         raise UnreadableImage("blank (one flat colour): there is nothing to read")
-
-
-def word_image(mask):
-    """A word's ink mask -> BGR image, black ink on white with a margin of 3% of its height, like the training words."""
-    margin = max(1, round(0.03 * mask.shape[0]))
-    gray = np.pad(np.where(mask, 0, 255).astype(np.uint8), margin, constant_values=255)
-    return cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR)
 
 
 def predict_files(model, paths, batch_size, progress=False):

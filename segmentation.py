@@ -37,12 +37,16 @@ import numpy as np
 MIN_INK_CONTRAST = 0.2  # ink is at least this much darker than the paper around it (fraction of its brightness)
 MAX_SKEW = 3.0  # degrees either way the page may be rotated
 WORD_GAP = 0.6  # a gap wider than this many x-heights separates two words
+# In a gw_words image (a word cut to its line's band, 120 pixels high), a quarter of the line's ink lies
+# above 43% of the height and three quarters above 61% (medians over the validation lines).
+LINE_QUARTILES = (0.433, 0.608)
 
 
 @dataclass
 class Word:
     box: list  # [x, y, w, h] in pixels of the input image
-    mask: np.ndarray  # bool (h, w): the word's own ink inside its box
+    ink: np.ndarray  # bool: the word's own ink, deskewed, cropped to it
+    line_quartiles: tuple  # the rows (in `ink`) above which a quarter and three quarters of its line's ink lie
 
 
 def flatten(gray):
@@ -173,12 +177,14 @@ def find_words(image):
             for upper, lower in zip(big[:-1], big[1:]):
                 between = (y > core_centre[upper]) & (y < core_centre[lower])
                 rows = np.round(y[between]).astype(int)
-                if len(rows) == 0:
-                    cut = (core_centre[upper] + core_centre[lower]) / 2
-                else:
-                    widths = np.bincount(rows - rows.min())
-                    cut = rows.min() + int(np.argmin(widths[len(widths) // 4: len(widths) - len(widths) // 4 or None])) \
-                        + len(widths) // 4
+                middle = (core_centre[upper] + core_centre[lower]) / 2
+                cut = middle
+                if len(rows):  # the thinnest row of the middle half; of equally thin rows (one stroke), the middlemost
+                    widths = np.bincount(rows - rows.min()).astype(float)
+                    quarter = len(widths) // 4
+                    candidates = np.arange(quarter, len(widths) - quarter) if len(widths) > 2 * quarter else np.arange(len(widths))
+                    thin = candidates[widths[candidates] <= widths[candidates].min() + pen / 2]
+                    cut = rows.min() + thin[np.argmin(np.abs(rows.min() + thin - middle))]
                 line_of_pixel[part][y >= cut] = lower
 
     lines = []
@@ -186,12 +192,12 @@ def find_words(image):
         mine = line_of_pixel == line
         if mine.any():
             lines.append(split_words(xs[mine], ys[mine], xr[mine], yr[mine], pen))
-    return [[word_from_pixels(x, y) for x, y in words] for words in attach_fragments(lines)]
+    return [[make_word(pixels, quartiles) for pixels in words] for words, _, quartiles in attach_fragments(lines)]
 
 
 def split_words(xs, ys, xr, yr, pen):
-    """One line's ink pixels -> (its words as (xs, ys) pixel arrays, left to right, split at gaps wider
-    than WORD_GAP x-heights; the line's x-height)."""
+    """One line's ink pixels -> (its words, each (xs, ys, xr, yr) pixel arrays, left to right, split at
+    gaps wider than WORD_GAP x-heights; the line's x-height; the quartiles of its rows, deskewed)."""
     x_height = line_x_height(yr, pen)
     columns = np.round(xr).astype(int)
     left = columns.min()
@@ -201,7 +207,8 @@ def split_words(xs, ys, xr, yr, pen):
     gaps = starts[1:] - ends[:-1] - 1
     word_starts = np.r_[starts[0], starts[np.nonzero(gaps > WORD_GAP * x_height)[0] + 1]]
     word_of_pixel = np.searchsorted(word_starts, columns - left, side="right") - 1
-    return [(xs[word_of_pixel == word], ys[word_of_pixel == word]) for word in range(len(word_starts))], x_height
+    words = [tuple(a[word_of_pixel == word] for a in (xs, ys, xr, yr)) for word in range(len(word_starts))]
+    return words, x_height, tuple(np.percentile(yr, [25, 75]))
 
 
 def line_x_height(yr, pen):
@@ -213,7 +220,7 @@ def line_x_height(yr, pen):
 
 
 def attach_fragments(lines):
-    """Lines of (words, x-height) -> lines of words, where every fragment (a piece of ink under half an
+    """Lines of (words, x-height, quartiles) -> the same without fragments: every fragment (a piece of ink under half an
     x-height tall and under one x-height wide: a dot, a stray piece of a letter cut off its word)
     within a word gap of a real word joins the nearest one, on whichever line (an i's dot may sit in
     the next line's band), and lines left empty are gone. A fragment far from any word (a full stop
@@ -222,17 +229,17 @@ def attach_fragments(lines):
     def box(word):
         return word[0].min(), word[1].min(), word[0].max(), word[1].max()
 
-    ink = [sum(len(word[0]) for word in words) for words, _ in lines]
-    heights = sorted((x_height, pixels) for (_, x_height), pixels in zip(lines, ink))
+    ink = [sum(len(word[0]) for word in words) for words, _, _ in lines]
+    heights = sorted((x_height, pixels) for (_, x_height, _), pixels in zip(lines, ink))
     x_height = heights[np.searchsorted(np.cumsum([pixels for _, pixels in heights]), sum(ink) / 2)][0]
 
     def is_fragment(word):
         left, top, right, bottom = box(word)
         return bottom - top + 1 < 0.5 * x_height and right - left + 1 < x_height
 
-    real = [[word for word in words if not is_fragment(word)] for words, _ in lines]
+    real = [[word for word in words if not is_fragment(word)] for words, _, _ in lines]
     boxes = [(number, index, box(word)) for number, words in enumerate(real) for index, word in enumerate(words)]
-    for number, (words, _) in enumerate(lines):
+    for number, (words, _, _) in enumerate(lines):
         for word in words:
             if not is_fragment(word):
                 continue
@@ -246,12 +253,34 @@ def attach_fragments(lines):
                 real[number].append(word)
                 continue
             near_line, index, _ = nearest
-            real[near_line][index] = (np.r_[real[near_line][index][0], word[0]], np.r_[real[near_line][index][1], word[1]])
-    return [sorted(words, key=lambda word: word[0].min()) for words in real if words]
+            real[near_line][index] = tuple(np.r_[mine, theirs] for mine, theirs in zip(real[near_line][index], word))
+    return [(sorted(words, key=lambda word: word[0].min()), *line[1:]) for words, line in zip(real, lines) if words]
 
 
-def word_from_pixels(xs, ys):
-    x0, y0 = xs.min(), ys.min()
-    mask = np.zeros((ys.max() - y0 + 1, xs.max() - x0 + 1), bool)
-    mask[ys - y0, xs - x0] = True
-    return Word([int(x0), int(y0), int(mask.shape[1]), int(mask.shape[0])], mask)
+def make_word(pixels, line_quartiles):
+    """A word's pixels (xs, ys in the page; xr, yr deskewed) -> Word."""
+    xs, ys, xr, yr = pixels
+    columns, rows = np.round(xr).astype(int), np.round(yr).astype(int)
+    ink = np.zeros((rows.max() - rows.min() + 1, columns.max() - columns.min() + 1), bool)
+    ink[rows - rows.min(), columns - columns.min()] = True
+    box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    return Word(box, ink, tuple(float(q - rows.min()) for q in line_quartiles))
+
+
+def reading_images(word):
+    """The two ways a word is shown to the recognizer, black ink on white, its own ink only:
+    cut tight around the ink with a margin of 3% (as IAM and the demo set cut words), and cut to its
+    line's writing band (as gw_words cuts them: every word of a line in the same band, ascender line
+    to descender line, so a word without ascenders keeps the empty space above it). The band is
+    placed by LINE_QUARTILES, measured on gw_words."""
+    ink = word.ink
+    margin = max(1, round(0.03 * ink.shape[0]))
+    tight = np.pad(np.where(ink, 0, 255).astype(np.uint8), margin, constant_values=255)
+    first, third = word.line_quartiles
+    height = max(third - first, 1) / (LINE_QUARTILES[1] - LINE_QUARTILES[0])
+    top = int(np.floor(min(first - LINE_QUARTILES[0] * height, 0)))
+    bottom = int(np.ceil(max(first + (1 - LINE_QUARTILES[0]) * height, ink.shape[0])))
+    margin = max(1, round(0.02 * (bottom - top)))
+    band = np.full((bottom - top, ink.shape[1] + 2 * margin), 255, np.uint8)
+    band[-top:-top + ink.shape[0], margin:margin + ink.shape[1]][ink] = 0
+    return cv2.cvtColor(tight, cv2.COLOR_GRAY2BGR), cv2.cvtColor(band, cv2.COLOR_GRAY2BGR)
