@@ -98,6 +98,12 @@ def session_options():
     return options
 
 
+def execution_providers():
+    """The GPU when onnxruntime-gpu is installed and finds one (README: GPUs), else the CPU."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
 class ImageToWordModel(OnnxInferenceModel):
     """The ONNX model plus what it needs around it: resizing in, CTC decoding out.
 
@@ -112,7 +118,7 @@ class ImageToWordModel(OnnxInferenceModel):
             raise ModelFileError(f"no model at {model_path}; pass --model with a .onnx file or a folder holding model.onnx")
         self.model_path = model_path
         try:
-            self.model = ort.InferenceSession(model_path, session_options(), providers=["CPUExecutionProvider"])
+            self.model = ort.InferenceSession(model_path, session_options(), providers=execution_providers())
         except Exception as e:
             raise ModelFileError(f"{model_path} is not a usable ONNX model ({str(e).splitlines()[0][:200]})") from e
 

@@ -28,12 +28,12 @@ def random_model_dir(demo_dir, tmp_path_factory):
     comparing its readings proves little; this one writes a different string for most images."""
     import keras
 
-    from model import seed_model
+    from model import tutorial_model
     from onnx_export import export_onnx
 
     keras.utils.set_random_seed(0)
     vocab = "abcdefghij"
-    model = seed_model(input_dim=(32, 128, 3), output_dim=len(vocab), dropout=0.2)
+    model = tutorial_model(input_dim=(32, 128, 3), output_dim=len(vocab), dropout=0.2)
     kernel, bias = model.get_layer("output").get_weights()
     model.get_layer("output").set_weights([kernel * 20, bias])
     folder = tmp_path_factory.mktemp("random_model")
@@ -212,5 +212,5 @@ def test_bench_inference_reports_every_path_on_the_same_images(model_dir):
     result = run_script("bench.py", "inference", "--model", model_dir, "--images", 8, "--quantize")
     assert result.returncode == 0, result.stderr[-3000:]
     assert ": 8 images from" in result.stdout
-    for line in ["seed loop", "batched, files to text", "model alone", "int8 batched", "int8 model alone", "average CER"]:
+    for line in ["tutorial loop", "batched, files to text", "model alone", "int8 batched", "int8 model alone", "average CER"]:
         assert re.search(rf"^  {line}.*\d", result.stdout, re.MULTILINE), line
