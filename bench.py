@@ -122,8 +122,8 @@ def bench_inference(args):
     print(f"  int8 batched, files to text       {rate['int8 batched']:8.0f} images/s  "
           f"{rate['int8 batched'] / rate['batched']:.2f}x float")
     print(f"  int8 model alone                  {rate['int8 alone']:8.0f} images/s  {rate['int8 alone'] / rate['alone']:.2f}x float")
-    float_cer = score(rows, predict_files(model, paths, BATCH_SIZE))[0]["average_cer"]
-    int8_cer = score(rows, predict_files(int8, paths, BATCH_SIZE))[0]["average_cer"]
+    float_cer = score(rows, predict_files(model, paths, BATCH_SIZE)[0])[0]["average_cer"]
+    int8_cer = score(rows, predict_files(int8, paths, BATCH_SIZE)[0])[0]["average_cer"]
     print(f"  average CER (greedy): float {float_cer:.4f}, int8 {int8_cer:.4f} ({100 * (int8_cer - float_cer):+.2f} points)")
 
 
@@ -215,7 +215,7 @@ def bench_budget(args):
             training = json.load(f)
         rows = read_labelled_csv(os.path.join(model_dir, "val.csv"))
         model = ImageToWordModel(os.path.join(model_dir, "model.onnx"))
-        summary = score(rows, predict_files(model, [path for path, _ in rows], BATCH_SIZE))[0]
+        summary = score(rows, predict_files(model, [path for path, _ in rows], BATCH_SIZE)[0])[0]
         results.append((name, summary, training))
         print(f"  CER {summary['corpus_cer']:.4f}, average CER {summary['average_cer']:.4f}, "
               f"word accuracy {summary['word_accuracy']:.4f}", flush=True)
