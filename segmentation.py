@@ -222,8 +222,8 @@ def line_x_height(yr, pen):
 def attach_fragments(lines):
     """Lines of (words, x-height, quartiles) -> the same without fragments: every fragment (a piece of ink under half an
     x-height tall and under one x-height wide: a dot, a stray piece of a letter cut off its word)
-    within a word gap of a real word joins the nearest one, on whichever line (an i's dot may sit in
-    the next line's band), and lines left empty are gone. A fragment far from any word (a full stop
+    within a word gap of a real word joins the nearest one on its own line, else the nearest on
+    another line, and lines left empty are gone. A fragment far from any word (a full stop
     written apart, as IAM counts it) stays a word of its own. The x-height is the page's, that of
     the line holding the median ink pixel: a line of fragments has a tiny one of its own."""
     def box(word):
@@ -248,11 +248,12 @@ def attach_fragments(lines):
             def distance(entry):
                 other = entry[2]
                 return np.hypot(max(0, other[0] - right, left - other[2]), max(0, other[1] - bottom, top - other[3]))
-            nearest = min(boxes, key=distance, default=None)
-            if nearest is None or distance(nearest) > WORD_GAP * x_height:
+            near = [entry for entry in boxes if distance(entry) <= WORD_GAP * x_height]
+            if not near:
                 real[number].append(word)
                 continue
-            near_line, index, _ = nearest
+            own_line = [entry for entry in near if entry[0] == number]
+            near_line, index, _ = min(own_line or near, key=distance)
             real[near_line][index] = tuple(np.r_[mine, theirs] for mine, theirs in zip(real[near_line][index], word))
     return [(sorted(words, key=lambda word: word[0].min()), *line[1:]) for words, line in zip(real, lines) if words]
 
