@@ -3,7 +3,7 @@
     python bench.py inference --model DIR [--csv FILE] [--images N] [--quantize]
     python bench.py train [--data-dir DIR] [--steps N]
     python bench.py budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
-    python bench.py pages --model DIR [--data-dir DIR] [--pages N]
+    python bench.py pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S]
 
 train: training samples per second of the tutorial preset, of the project's defaults, and of the
 defaults with the tutorial's model (the same architecture as the tutorial preset, so the speed-up of the
@@ -28,7 +28,8 @@ toned paper, uneven light, noise, a rotation within +-2 degrees, every other pag
 keeps every word's true box and text. Word detection: precision, recall and F1 of the found boxes
 against the true ones at IoU >= 0.5. Page text: CER of the page's text (whitespace normalised)
 against the truth, beside the same model's CER on the same words cropped by hand (the dataset's
-word images, joined the same way). Last line: pages per second.
+word images, joined the same way). Last line: pages per second of read_page alone (one pass;
+composing and scoring are not timed).
 
 Each figure is the best of REPEATS rounds, as timeit does: other programs on the machine only ever
 make a run slower. The images are read once before timing, so all paths read from a warm file cache.
@@ -36,11 +37,11 @@ make a run slower. The images are read once before timing, so all paths read fro
 import argparse
 import json
 import os
-from collections import defaultdict
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2

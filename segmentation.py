@@ -1,33 +1,39 @@
 """Find the lines and words on a page of handwriting, with OpenCV and NumPy alone (no trained detector).
 
-    from segmentation import find_words
-    lines = find_words(bgr_image)   # [[Word(box=[x, y, w, h], mask=bool crop), ...], ...] in reading order
+    from segmentation import find_words, reading_images
+    lines = find_words(bgr_image)   # [[Word(box=[x, y, w, h], ink, line_quartiles), ...], ...] in reading order
+    tight, band = reading_images(lines[0][0])   # the first word, cut two ways for the recognizer
 
-The method, step by step; every size is measured on the page itself (its stroke width and each
-line's x-height), so the same code works on a 120-pixel word image and on a 12-megapixel photo.
+The method, step by step. Every size is measured on the page itself (its pen width, the median
+height of its ink components, each line's x-height), so the same code works on a 120-pixel word
+image and on a 12-megapixel photo.
 
 1. Greyscale and background flattening. The paper's brightness is estimated by a grey-level
-   closing (a maximum filter wide enough to erase every pen stroke, then a box blur), on a copy a
-   quarter the size; dividing the page by it turns uneven light, shadows and toned paper into
-   even white, so one threshold fits the whole page.
+   closing (a maximum filter several pen widths wide, so it erases every stroke, then a box blur),
+   on a copy a quarter the size; dividing the page by it turns uneven light, shadows and toned
+   paper into even white, so one threshold fits the whole page.
 2. Binarisation: Otsu's threshold on the flattened darkness, never below MIN_INK_CONTRAST, so
    that a page of bare paper and noise has no ink rather than ink made of noise. Specks smaller
    than a dot of the pen are dropped.
-3. Skew: the page is rotated (in coordinates only) by small angles, +-MAX_SKEW degrees; the angle
+3. Skew: the ink is rotated (its coordinates only) by small angles, +-MAX_SKEW degrees; the angle
    whose horizontal projection profile has the most variance (sharpest peaks at the lines, emptiest
-   gaps between them) is the page's skew, found coarse-to-fine.
-4. Lines: on the deskewed ink, a Gaussian blur much wider than tall turns each line's x-height band
-   (dense ink) into a ridge, while the thin ascenders and descenders that reach, or touch, the next
-   line fade away. Thresholded, each ridge is one line's core. Every ink component goes to the line
-   whose core holds its ink; a component that reaches into two cores (a descender touching the
-   ascender below) is cut between them where it is thinnest.
+   gaps between them) is the page's skew, found coarse-to-fine. Lines and words are found in the
+   deskewed coordinates.
+4. Lines: a Gaussian blur much wider than tall turns each line's x-height band (dense ink) into a
+   ridge, while the thin ascenders and descenders that reach, or touch, the next line fade away.
+   The ridge is where the blurred ink is densest in its column (within a letter's height); each
+   ridge, joined along the line, is one line's core. Every ink component goes to the line whose core
+   holds its ink (a dot or comma outside every core: the nearest); a component that reaches into two
+   cores (a descender touching the ascender below) is cut between them where it is thinnest.
 5. Words: in each line, ink separated by a horizontal gap wider than WORD_GAP x the line's own
    x-height (twice the height of the band holding the middle half of its ink) starts a new word.
    Fragments (a dot, a comma, a piece cut off a touching letter) join the nearest word.
+6. Reading: reading_images shows each word to the recognizer by its own ink only (pieces of the
+   neighbouring lines that reach into its box are left out), deskewed, black on white, cut tight
+   and cut to its line's band.
 
-Boxes are in pixels of the input image: skew only changes the coordinates the lines and words are
-found in, never the pixels. Each word's mask holds its own ink only, so pieces of the neighbouring
-lines that reach into its box are not read as part of it.
+Boxes are in pixels of the input image: the skew only changes the coordinates the lines and words
+are found in, never the boxes.
 """
 from dataclasses import dataclass
 
