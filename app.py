@@ -26,14 +26,13 @@ from urllib.parse import parse_qs, urlsplit
 import cv2
 from PIL import Image
 
-from inferenceModel import CORES, ImageToWordModel, ModelFileError, UnreadableImage, decode_image, newest_model_dir
+from inferenceModel import (CORES, MAX_PAGE_PIXELS, ImageToWordModel, ModelFileError, UnreadableImage, decode_image,
+                            newest_model_dir)
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_DRAIN_BYTES = 200 * 1024 * 1024  # an upload over the limit is read and dropped up to this size, then cut off
-MIN_SIDE = 8  # pixels: below this an image holds no legible word
-MAX_PIXELS = 50_000_000  # a 50-megapixel photo; the decoded image alone takes 150 MB
 # Pillow refuses to open images over 179 megapixels, as a guard against decompression bombs; app.py
-# has a lower limit of its own (MAX_PIXELS), checked on the size Pillow reads from the header.
+# checks read_page's lower limit (MAX_PAGE_PIXELS) on the size Pillow reads from the header.
 Image.MAX_IMAGE_PIXELS = None
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 STATIC_FILES = {  # URL path -> (file in static/, Content-Type); nothing else on disk is served
@@ -62,42 +61,23 @@ def load_readers(model_path):
     return readers
 
 
-def read_page_single_word(model, image):
-    """TEMPORARY adapter until ImageToWordModel.read_page (issue 27) is in main: reads the whole
-    image as one word, cropped to its ink with a margin, in read_page's shape. Remove it then."""
-    gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    ink = cv2.findNonZero((gray < 128).astype("uint8"))
-    if ink is None:
-        return {"words": [], "lines": [], "text": ""}
-    x, y, w, h = (int(v) for v in cv2.boundingRect(ink))
-    margin = h // 4
-    text, confidence = model.predict(image[max(0, y - margin):y + h + margin, max(0, x - margin):x + w + margin])
-    return {"words": [{"box": [x, y, w, h], "text": text, "confidence": float(confidence), "line": 0}],
-            "lines": [{"box": [x, y, w, h], "text": text}], "text": text}
-
-
 def image_from_upload(data):
-    """Uploaded bytes -> BGR image, or BadRequest saying what is wrong with them. The pixel count is
-    checked from the file's header first (Pillow reads only that), so that a small file that unpacks
-    to billions of pixels is refused before it is decoded."""
+    """Uploaded bytes -> BGR image, or BadRequest saying what is wrong with them. read_page refuses
+    images over MAX_PAGE_PIXELS, but only once decoded: here the pixel count is checked from the file's
+    header first (Pillow reads only that), so that a small file that unpacks to billions of pixels is
+    refused before it takes the memory."""
     try:
         with Image.open(io.BytesIO(data)) as header:
             width, height = header.size
-    except Exception:  # not a format Pillow knows: OpenCV may still read it, and its size is checked below
-        width = height = None
-    if width is None or width * height <= MAX_PIXELS:
-        try:
-            image = decode_image(data)
-        except UnreadableImage as e:
-            raise BadRequest(HTTPStatus.BAD_REQUEST, f"cannot read the upload as an image: {e}") from None
-        height, width = image.shape[:2]
-    if width * height > MAX_PIXELS:
-        raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
-                         f"the image is {width}x{height} pixels, more than {MAX_PIXELS / 1e6:.0f} megapixels; scale it down")
-    if min(width, height) < MIN_SIDE:
-        raise BadRequest(HTTPStatus.BAD_REQUEST,
-                         f"the image is {width}x{height} pixels; it needs at least {MIN_SIDE} pixels a side to hold a word")
-    return image
+    except Exception:  # not a format Pillow knows: OpenCV may still read it, and read_page checks its size
+        width = height = 0
+    if width * height > MAX_PAGE_PIXELS:
+        raise BadRequest(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"the image is {width}x{height} pixels, "
+                         f"more than {MAX_PAGE_PIXELS / 1e6:.0f} megapixels; scale it down")
+    try:
+        return decode_image(data)
+    except UnreadableImage as e:
+        raise BadRequest(HTTPStatus.BAD_REQUEST, f"cannot read the upload as an image: {e}") from None
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -163,7 +143,7 @@ class Handler(BaseHTTPRequestHandler):
             image = image_from_upload(data)
             start = time.perf_counter()
             try:
-                result = read_page_single_word(self.readers[decoder], image)
+                result = self.readers[decoder].read_page(image)
             except UnreadableImage as e:
                 raise BadRequest(HTTPStatus.BAD_REQUEST, f"cannot read this image: {e}") from None
         return {**result, "decoder": decoder, "seconds": round(time.perf_counter() - start, 3)}
