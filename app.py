@@ -52,8 +52,8 @@ class BadRequest(Exception):
 def load_readers(model_path):
     """One ImageToWordModel per decoder the page offers (each reads with the decoder it was made with):
     greedy, beam search, and greedy then the lexicon when the model folder has train.py's lexicon.txt.
-    Greedy comes first, as the page's default: on gw_words it reads as many words right as the others
-    (README: Inference) in half the time of beam search or less."""
+    Greedy comes first, as the page's default: on gw_words it reads about as many words right as the
+    others (README: Inference), and it is the fastest."""
     readers = {"greedy": ImageToWordModel(model_path)}
     readers["beam"] = ImageToWordModel(readers["greedy"].model_path, decoder="beam")
     lexicon_path = os.path.join(os.path.dirname(readers["greedy"].model_path), "lexicon.txt")
