@@ -105,7 +105,7 @@ def crop_to_ink(image):
     photo's loose crop would otherwise squeeze the word into part of the model's width, which
     a scan's tight crop fills. Top and bottom stay: where the ink sits in the height tells a
     small letter from a capital or an ascender (cropping them too stretched short words to the
-    full height, and a 20-minute gw_words model read scans at 19.6% CER instead of 8.0%).
+    full height, and a model trained so read scans far worse).
 
     Ink is what is clearly darker than the paper around it, as in model.py's PaperNormalization:
     the paper's brightness is the brightest grey within a quarter of the image's height, so tinted
