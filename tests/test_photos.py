@@ -43,22 +43,13 @@ def test_photo_like_is_the_same_for_the_same_seed_and_looks_like_a_photo():
     assert photo.shape[0] >= scan.shape[0] and photo.shape[1] >= scan.shape[1]  # a looser crop, never a tighter one
     assert np.percentile(photo, 90) < 250  # no longer white paper
 
+    from mltu.annotations.images import CVImage
+
     np.random.seed(5)  # the augmentor follows NumPy's global generator, which train.py seeds
-    from mltu.annotations.images import Image
-
-    class Pixels(Image):  # mltu's Image, holding pixels instead of a file
-        def __init__(self, pixels):
-            self._image = pixels
-
-        def numpy(self):
-            return self._image
-
-        def update(self, pixels):
-            self._image = pixels
-
-    first = RandomPhoto(random_chance=1.0)(Pixels(scan), "x")[0].numpy()
+    first = RandomPhoto(random_chance=1.0)(CVImage(scan), "x")[0].numpy()
     np.random.seed(5)
-    assert np.array_equal(first, RandomPhoto(random_chance=1.0)(Pixels(scan), "x")[0].numpy())
+    assert np.array_equal(first, RandomPhoto(random_chance=1.0)(CVImage(scan), "x")[0].numpy())
+    assert first.shape[0] > scan.shape[0]
 
 
 def test_crop_to_ink_cuts_a_loose_shadowed_photo_at_the_sides_of_the_word():
@@ -87,7 +78,7 @@ def test_the_paper_normalisation_is_in_the_onnx_model(trained_model_dir, tmp_pat
     before = np.abs(np.float32(scans) - np.float32(photos)).mean()
     outputs = [layer.run(None, {graph.input[0].name: np.float32(images)})[0] for images in (scans, photos)]
     after = np.abs(outputs[0] - outputs[1]).mean()
-    assert before > 40 and after < 4, (before, after)
+    assert before > 40 and after < before / 8, (before, after)  # in 0-255 grey levels
     assert np.abs(model.probabilities(scans) - model.probabilities(photos)).max() < 0.1
 
 
