@@ -37,6 +37,14 @@ PRESETS = {
     },
 }
 
+# train.py --init-from MODEL: the starting model's settings (input size, architecture, augmentation,
+# ...) with these on top (README: Train on your own handwriting).
+FINETUNE = {
+    "learning_rate": 0.001,
+    "lr_schedule": "cosine",
+    "mixed_precision": "auto",          # as for a new run: what this machine computes natively
+}
+
 
 class ModelConfigs(BaseModelConfigs):
     def __init__(self, preset="default"):
