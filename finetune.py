@@ -8,6 +8,7 @@ blank is always the last unit, so it moves to the end.
 """
 import os
 
+import keras
 import numpy as np
 import yaml
 
@@ -84,3 +85,31 @@ def grow_output_units(weights, old_units, new_units):
         grown[..., :old_units] = old[..., :old_units]
         grown[..., -1] = old[..., -1]
     return [grown_kernel, grown_bias]
+
+
+class FrozenCNN(keras.callbacks.Callback):
+    """Trains only the layers after the CNN (the BiLSTM, the outputs, the CTC shortcut) until the
+    schedule's progress reaches `until`, then the whole model. Put it after the schedule."""
+
+    def __init__(self, schedule, until):
+        super().__init__()
+        self.schedule, self.until = schedule, until
+
+    def on_train_begin(self, logs=None):
+        names = [layer.name for layer in self.model.layers]
+        self.cnn = self.model.layers[:names.index("sequence") + 1]
+        if not self.model.optimizer.built:  # on every weight, so it can train the CNN's later
+            with self.model.distribute_strategy.scope():
+                self.model.optimizer.build(self.model.trainable_variables)
+        self.set_frozen(self.schedule.progress < self.until)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.frozen and self.schedule.progress >= self.until:
+            print(f"\nTraining the CNN too from now on ({self.until:g} of the schedule)")
+            self.set_frozen(False)
+
+    def set_frozen(self, frozen):
+        self.frozen = frozen
+        for layer in self.cnn:
+            layer.trainable = not frozen
+        self.model.make_train_function(force=True)  # Keras traces trainable_variables into the training step

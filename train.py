@@ -48,7 +48,7 @@ from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
 from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
                         writes_files)
-from finetune import StartingModelError, finetune_configs, load_starting_weights
+from finetune import FrozenCNN, StartingModelError, finetune_configs, load_starting_weights
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
 from labels_csv import split_labels_csv
 from model import build_model, reader_of
@@ -133,6 +133,12 @@ def parse_args(argv=None):
     train.add_argument("--lr-schedule", choices=["cosine", "plateau"],
                        help="cosine: warm-up, then cosine decay to 0 at the end of --minutes or --epochs; plateau: "
                             "x0.9 after 10 epochs without progress (default: the preset's)")
+    train.add_argument("--warmup", type=non_negative_float, metavar="FRACTION",
+                       help="with the cosine schedule: the share of training spent raising the learning rate from 0 "
+                            f"to its peak (default: {defaults.warmup})")
+    train.add_argument("--freeze-cnn", type=non_negative_float, metavar="FRACTION",
+                       help="with the cosine schedule: train only the BiLSTM and the outputs for this share of "
+                            f"training, then everything (default: {defaults.freeze_cnn}; with --init-from configs.FINETUNE's)")
     train.add_argument("--keep-aspect-ratio", choices=["yes", "no"],
                        help="yes: scale words to fit the input and pad with white; no: stretch them to it "
                             "(default: the preset's)")
@@ -278,6 +284,8 @@ def resumed_run(args):
     configs = ModelConfigs.load(os.path.join(args.resume, "configs.yaml"))
     configs.__dict__.setdefault("weight_decay", 0.0)  # runs saved before --weight-decay existed trained without it
     configs.__dict__.setdefault("ctc_shortcut", 0.0)  # and before --ctc-shortcut, without a shortcut
+    configs.__dict__.setdefault("warmup", 0.03)  # and before --warmup, with this one
+    configs.__dict__.setdefault("freeze_cnn", 0.0)
     configs.model_path = args.resume
     configs.train_epochs = args.epochs or configs.train_epochs
     with open(state_path) as f:
@@ -365,7 +373,7 @@ def new_configs(args):
     except StartingModelError as e:
         sys.exit(f"error: {e}")
     for flag in ("architecture", "augmentation", "dropout", "ctc_shortcut", "lr_schedule", "batch_size", "learning_rate",
-                 "weight_decay", "mixed_precision"):
+                 "weight_decay", "mixed_precision", "warmup", "freeze_cnn"):
         if getattr(args, flag) is not None:
             setattr(configs, flag, getattr(args, flag))
     if args.keep_aspect_ratio is not None:
@@ -454,9 +462,10 @@ def main(argv=None):
     if configs.lr_schedule == "cosine":
         # The schedule decides the end; no early stopping, which would cut it short.
         schedule = WarmupCosineSchedule(configs.learning_rate, configs.train_epochs, args.minutes,
-                                        progress=resume_state["lr_schedule"]["progress"] if resume_state else 0.0)
+                                        progress=resume_state["lr_schedule"]["progress"] if resume_state else 0.0,
+                                        warmup=configs.warmup)
         counters = {"lr_schedule": (schedule, ["progress"])}
-        schedule_callbacks = [schedule]
+        schedule_callbacks = [schedule] + ([FrozenCNN(schedule, configs.freeze_cnn)] if configs.freeze_cnn else [])
     else:
         early_stopping = EarlyStopping(monitor="val_CER", patience=20, mode="min", verbose=1)
         reduce_lr = ReduceLROnPlateau(monitor="val_CER", factor=0.9, min_delta=1e-10, patience=10, mode="min", verbose=1)
