@@ -44,8 +44,9 @@ PRESETS = {
 # train.py --init-from MODEL: the starting model's settings (input size, architecture, augmentation,
 # ...) with these on top (README: Train on your own handwriting).
 FINETUNE = {
-    "learning_rate": 0.001,
+    "learning_rate": 0.003,
     "lr_schedule": "cosine",
+    "freeze_cnn": 0.25,                 # the first quarter trains only the BiLSTM and the outputs
     "mixed_precision": "auto",          # as for a new run: what this machine computes natively
 }
 

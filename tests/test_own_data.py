@@ -148,7 +148,8 @@ def test_fine_tuning_adds_units_for_new_characters(trained_model_dir, two_word_f
     added = "".join(sorted(set("".join(label for _, label in rows)) - set(old["vocab"])))
     assert " " in added and "é" in added
     assert new["vocab"] == old["vocab"] + added
-    assert new["init_from"] == os.path.abspath(trained_model_dir) and new["learning_rate"] == 0.001
+    assert new["init_from"] == os.path.abspath(trained_model_dir)
+    assert (new["learning_rate"], new["freeze_cnn"]) == (0.003, 0.25) and "Training the CNN too" in result.stdout
     assert (new["height"], new["width"], new["architecture"]) == (old["height"], old["width"], old["architecture"])
     assert len(open(model_dir / "val.csv", encoding="utf-8").read().splitlines()) == 1 + len(rows[24:])
 
