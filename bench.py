@@ -4,18 +4,18 @@
     python bench.py train [--data-dir DIR] [--steps N]
     python bench.py budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
 
-train: training samples per second of the seed preset, of the project's defaults, and of the
-defaults with the seed's model (the same architecture as the seed preset, so the speed-up of the
+train: training samples per second of the tutorial preset, of the project's defaults, and of the
+defaults with the tutorial's model (the same architecture as the tutorial preset, so the speed-up of the
 training recipe alone), on the same images, in one process: through the whole input pipeline
 (reading, augmentation, resizing in the DataProvider, as train.py trains), and for the model alone
 on in-memory batches (the limit). Steady state: the first WARMUP_STEPS steps (graph tracing) are
 not timed.
 
-budget: what a user gets from M minutes of training: train.py --minutes M with the seed preset,
+budget: what a user gets from M minutes of training: train.py --minutes M with the tutorial preset,
 then the defaults (then each --variant), on DIR's splits/; each ONNX export is scored on the
 validation split; one table: CER, average CER, word accuracy, epochs, samples/s.
 
-inference: images per second for the seed's loop (read, resize, run and decode one image at a
+inference: images per second for the original tutorial's loop (read, resize, run and decode one image at a
 time), for inferenceModel.py's batched path (files to text, reading overlapped with the model),
 and for the model alone on in-memory batches: the most the batched path could reach. Same model,
 same images, one run. With an int8 model (model.int8.onnx beside the model, or --quantize to make
@@ -58,8 +58,8 @@ def best_rates(runs, count):
     return {name: count / seconds for name, seconds in fastest.items()}
 
 
-def seed_loop(model, paths):
-    """The seed tutorial's inference: mltu's session settings, one image per model call."""
+def tutorial_loop(model, paths):
+    """The original tutorial's inference: mltu's session settings, one image per model call."""
     session = ort.InferenceSession(model.model_path, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
 
@@ -96,15 +96,15 @@ def bench_inference(args):
     int8_path = quantize_model(model.model_path) if args.quantize else model.model_path[:-len(".onnx")] + ".int8.onnx"
     int8 = ImageToWordModel(int8_path) if os.path.isfile(int8_path) else None
 
-    runs = {"seed": seed_loop(model, paths), "batched": lambda: predict_files(model, paths, BATCH_SIZE),
+    runs = {"tutorial": tutorial_loop(model, paths), "batched": lambda: predict_files(model, paths, BATCH_SIZE),
             "alone": model_alone(model, resized)}
     if int8:
         runs.update({"int8 batched": lambda: predict_files(int8, paths, BATCH_SIZE), "int8 alone": model_alone(int8, resized)})
     print(f"Model {model.model_path}: {len(paths)} images from {csv_path}, {CORES} CPU cores, "
           f"best of {REPEATS} rounds, batches of {BATCH_SIZE}")
     rate = best_rates(runs, len(paths))
-    print(f"  seed loop, one image per call     {rate['seed']:8.0f} images/s")
-    print(f"  batched, files to text            {rate['batched']:8.0f} images/s  {rate['batched'] / rate['seed']:.2f}x the seed "
+    print(f"  tutorial loop, one image per call {rate['tutorial']:8.0f} images/s")
+    print(f"  batched, files to text            {rate['batched']:8.0f} images/s  {rate['batched'] / rate['tutorial']:.2f}x the tutorial "
           f"loop, {rate['batched'] / rate['alone']:.0%} of the model alone")
     print(f"  model alone, in-memory batches    {rate['alone']:8.0f} images/s")
     if not int8:
@@ -112,8 +112,8 @@ def bench_inference(args):
     print(f"  int8 batched, files to text       {rate['int8 batched']:8.0f} images/s  "
           f"{rate['int8 batched'] / rate['batched']:.2f}x float")
     print(f"  int8 model alone                  {rate['int8 alone']:8.0f} images/s  {rate['int8 alone'] / rate['alone']:.2f}x float")
-    float_cer = score(rows, predict_files(model, paths, BATCH_SIZE))[0]["average_cer"]
-    int8_cer = score(rows, predict_files(int8, paths, BATCH_SIZE))[0]["average_cer"]
+    float_cer = score(rows, predict_files(model, paths, BATCH_SIZE)[0])[0]["average_cer"]
+    int8_cer = score(rows, predict_files(int8, paths, BATCH_SIZE)[0])[0]["average_cer"]
     print(f"  average CER (greedy): float {float_cer:.4f}, int8 {int8_cer:.4f} ({100 * (int8_cer - float_cer):+.2f} points)")
 
 
@@ -151,9 +151,9 @@ def bench_train(args):
     rows = [(path, label) for _, path, label in words]
     print(f"{len(rows)} images from {args.data_dir or 'the demo set'}, {os.cpu_count()} CPU cores; "
           f"{args.steps} timed steps after {WARMUP_STEPS} untimed ones")
-    setups = {"seed": ModelConfigs("seed"), "default": ModelConfigs("default"), "seed model": ModelConfigs("default")}
-    setups["seed model"].architecture = "seed"
-    setups["seed model"].ctc_shortcut = 0.0  # the seed's model exactly: no extra training-only output
+    setups = {"tutorial": ModelConfigs("tutorial"), "default": ModelConfigs("default"), "tutorial model": ModelConfigs("default")}
+    setups["tutorial model"].architecture = "tutorial"
+    setups["tutorial model"].ctc_shortcut = 0.0  # the tutorial's model exactly: no extra training-only output
     rates = {}
     for name, configs in setups.items():
         configs.vocab = "".join(sorted(set("".join(label for _, label in rows))))
@@ -170,19 +170,19 @@ def bench_train(args):
         print(f"  {name:10} ({configs.architecture} model, batch {configs.batch_size}, {configs.augmentation} augmentation, "
               f"{configs.mixed_precision} precision): pipeline {pipeline_rate:6.0f} samples/s, "
               f"model alone {alone_rate:6.0f} samples/s")
-    print(f"  defaults / seed: {rates['default'] / rates['seed']:.2f}x; the defaults with the seed model / seed "
-          f"(same architecture): {rates['seed model'] / rates['seed']:.2f}x")
+    print(f"  defaults / tutorial: {rates['default'] / rates['tutorial']:.2f}x; the defaults with the tutorial model / tutorial "
+          f"(same architecture): {rates['tutorial model'] / rates['tutorial']:.2f}x")
 
 
 def bench_budget(args):
     splits = os.path.join(args.data_dir, "splits")
     if not all(os.path.isfile(os.path.join(splits, f"{part}.txt")) for part in ("train", "valid")):
         sys.exit(f"error: {args.data_dir} has no splits/train.txt and splits/valid.txt; budget compares on a fixed split")
-    variants = [("seed preset", ["--preset", "seed"]), ("defaults", [])]
+    variants = [("tutorial preset", ["--preset", "tutorial"]), ("defaults", [])]
     for variant in args.variant:
         name, colon, flags = variant.partition(":")
         if not (colon and name.strip()):
-            sys.exit(f'error: --variant "{variant}": write it as "NAME: TRAIN.PY FLAGS", e.g. "seed model: --architecture seed"')
+            sys.exit(f'error: --variant "{variant}": write it as "NAME: TRAIN.PY FLAGS", e.g. "tutorial model: --architecture tutorial"')
         variants.append((name.strip(), flags.split()))
     from train import parse_args  # every variant's flags are checked before hours of training start
     for name, flags in variants:
@@ -205,7 +205,7 @@ def bench_budget(args):
             training = json.load(f)
         rows = read_labelled_csv(os.path.join(model_dir, "val.csv"))
         model = ImageToWordModel(os.path.join(model_dir, "model.onnx"))
-        summary = score(rows, predict_files(model, [path for path, _ in rows], BATCH_SIZE))[0]
+        summary = score(rows, predict_files(model, [path for path, _ in rows], BATCH_SIZE)[0])[0]
         results.append((name, summary, training))
         print(f"  CER {summary['corpus_cer']:.4f}, average CER {summary['average_cer']:.4f}, "
               f"word accuracy {summary['word_accuracy']:.4f}", flush=True)
@@ -222,21 +222,21 @@ def bench_budget(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     subcommands = parser.add_subparsers(dest="subcommand", required=True)
-    inference = subcommands.add_parser("inference", help="images per second: seed loop, batched path, model alone")
+    inference = subcommands.add_parser("inference", help="images per second: tutorial loop, batched path, model alone")
     inference.add_argument("--model", required=True, help="a .onnx file or a model folder")
     inference.add_argument("--csv", help="labelled images, columns image_path,label (default: the model folder's val.csv)")
     inference.add_argument("--images", type=int, default=1000, help="how many of the CSV's images (default %(default)s)")
     inference.add_argument("--quantize", action="store_true", help="make model.int8.onnx first (inferenceModel.py --quantize)")
     inference.set_defaults(run=bench_inference)
-    train = subcommands.add_parser("train", help="training samples/s: seed preset vs defaults, pipeline and model alone")
+    train = subcommands.add_parser("train", help="training samples/s: tutorial preset vs defaults, pipeline and model alone")
     train.add_argument("--data-dir", help="a folder in the IAM words layout (default: the demo set)")
     train.add_argument("--steps", type=int, default=40, help="timed training steps per measurement (default %(default)s)")
     train.set_defaults(run=bench_train)
-    budget = subcommands.add_parser("budget", help="CER after M minutes of training: seed preset vs defaults")
+    budget = subcommands.add_parser("budget", help="CER after M minutes of training: tutorial preset vs defaults")
     budget.add_argument("--minutes", type=float, required=True, help="training budget of each run")
     budget.add_argument("--data-dir", required=True, help="a folder in the IAM words layout with splits/train.txt, valid.txt")
     budget.add_argument("--variant", action="append", default=[], metavar='"NAME: FLAGS"',
-                        help='also train the defaults with these train.py flags, e.g. "seed model: --architecture seed"')
+                        help='also train the defaults with these train.py flags, e.g. "tutorial model: --architecture tutorial"')
     budget.add_argument("--work-dir", help="where to keep the trained models (default: a new temporary folder)")
     budget.set_defaults(run=bench_budget)
     args = parser.parse_args(argv)

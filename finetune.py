@@ -34,6 +34,9 @@ def starting_configs(path):
         configs = ModelConfigs()
         configs.__dict__.update(weight_decay=0.0, ctc_shortcut=0.0)  # what runs saved before these settings trained with
         configs.__dict__.update(saved)
+        for name in ("preset", "architecture", "augmentation"):  # the tutorial preset's old name
+            if getattr(configs, name) == "seed":
+                setattr(configs, name, "tutorial")
         assert configs.vocab and configs.architecture and configs.height and configs.width
     except (OSError, yaml.YAMLError, TypeError, ValueError, AttributeError, AssertionError):
         raise StartingModelError(f"--init-from {path}: {configs_path} is not a configs.yaml written by train.py") from None

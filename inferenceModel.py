@@ -2,13 +2,14 @@
 
     python inferenceModel.py                            # newest model under Models/, scored on its val.csv
     python inferenceModel.py --model DIR --csv FILE     # any model (.onnx or its folder), any labelled CSV
-    python inferenceModel.py --model DIR a.png words/   # unlabelled images: prints path<TAB>text
+    python inferenceModel.py --model DIR a.png words/   # unlabelled images: prints path<TAB>text<TAB>confidence
     python inferenceModel.py --decoder beam --lexicon Models/.../lexicon.txt   # slower, more accurate
     python inferenceModel.py --quantize --preview preview.png                  # int8 model; see the results
 
 The .onnx file is all it needs: train.py stores the vocabulary and input size in its metadata.
 An image's way to a word, top to bottom: read_image -> ImageToWordModel.resize -> .probabilities
-(the network) -> .decode (ctc_decoding.py). predict_files runs it over many files in batches.
+(the network) -> .decode (ctc_decoding.py), which also gives each text a confidence: the model's
+probability of that text. predict_files runs it over many files in batches.
 """
 import argparse
 import glob
@@ -26,7 +27,7 @@ from mltu.transformers import ImageResizer
 from mltu.utils.text_utils import edit_distance
 from tqdm import tqdm
 
-from ctc_decoding import beam_search, greedy_decode, lexicon_decode, read_lexicon
+from ctc_decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 IMAGE_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
@@ -93,6 +94,12 @@ def session_options():
     return options
 
 
+def execution_providers():
+    """The GPU when onnxruntime-gpu is installed and finds one (README: GPUs), else the CPU."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
 class ImageToWordModel(OnnxInferenceModel):
     """The ONNX model plus what it needs around it: resizing in, CTC decoding out.
 
@@ -107,7 +114,7 @@ class ImageToWordModel(OnnxInferenceModel):
             raise ModelFileError(f"no model at {model_path}; pass --model with a .onnx file or a folder holding model.onnx")
         self.model_path = model_path
         try:
-            self.model = ort.InferenceSession(model_path, session_options(), providers=["CPUExecutionProvider"])
+            self.model = ort.InferenceSession(model_path, session_options(), providers=execution_providers())
         except Exception as e:
             raise ModelFileError(f"{model_path} is not a usable ONNX model ({str(e).splitlines()[0][:200]})") from e
 
@@ -149,25 +156,29 @@ class ImageToWordModel(OnnxInferenceModel):
         return self.model.run(self.output_names, {self.input_names[0]: np.asarray(images, dtype=np.float32)})[0]
 
     def decode(self, probabilities):
-        """Per-time-step probabilities -> texts, with the decoder and lexicon chosen in __init__."""
+        """Per-time-step probabilities -> (texts, confidences), with the decoder and lexicon chosen
+        in __init__; each confidence in [0, 1] is the model's probability of its text (ctc_decoding.confidences)."""
         if self.decoder == "greedy":
             texts = greedy_decode(probabilities, self.vocab)
         else:
             texts = [beam_search(p, self.vocab, self.beam_width)[0][0] for p in probabilities]
         if self.lexicon:
             texts = [lexicon_decode(p, text, self.lexicon, self.vocab) for p, text in zip(probabilities, texts)]
-        return texts
+        return texts, confidences(probabilities, texts, self.vocab)
 
     def predict_batch(self, images):
-        """BGR uint8 images of any size -> predicted strings, in one model call."""
+        """BGR uint8 images of any size -> (predicted strings, their confidences), in one model call."""
         return self.decode(self.probabilities(np.stack([self.resize(image) for image in images])))
 
     def predict(self, image):
-        return self.predict_batch([image])[0]
+        """One BGR uint8 image -> (text, confidence)."""
+        texts, text_confidences = self.predict_batch([image])
+        return texts[0], text_confidences[0]
 
 
 def predict_files(model, paths, batch_size, progress=False):
-    """Predictions for image files: None for a file that cannot be read, reported in one line on stderr.
+    """(texts, confidences) for image files: None and None for a file that cannot be read, reported
+    in one line on stderr.
 
     Each core reads, resizes, runs and decodes a batch of its own, so both reading (OpenCV releases
     Python's GIL while it decodes and resizes) and the network keep every core busy."""
@@ -180,18 +191,20 @@ def predict_files(model, paths, batch_size, progress=False):
                 readable.append(row)
             except UnreadableImage as e:
                 tqdm.write(f"skipped {path}: {e}", file=sys.stderr)  # above the progress bar, not inside it
-        texts = [None] * len(batch)
+        texts, text_confidences = [None] * len(batch), [None] * len(batch)
         if readable:
-            for row, text in zip(readable, model.decode(model.probabilities(images[:len(readable)]))):
-                texts[row] = text
-        return texts
+            for row, text, confidence in zip(readable, *model.decode(model.probabilities(images[:len(readable)]))):
+                texts[row], text_confidences[row] = text, confidence
+        return texts, text_confidences
 
     batches = [paths[start:start + batch_size] for start in range(0, len(paths), batch_size)]
-    predictions = []
+    predictions, prediction_confidences = [], []
     with ThreadPoolExecutor(max_workers=CORES) as pool:
-        for texts in tqdm(pool.map(read_and_predict, batches), total=len(batches), disable=not progress, unit="batch"):
+        for texts, text_confidences in tqdm(pool.map(read_and_predict, batches), total=len(batches), disable=not progress,
+                                            unit="batch"):
             predictions += texts
-    return predictions
+            prediction_confidences += text_confidences
+    return predictions, prediction_confidences
 
 
 def newest_model_dir(root="Models"):
@@ -249,9 +262,23 @@ def score(rows, predictions):
     return summary, per_word_cer
 
 
-def write_predictions(rows, predictions, per_word_cer, output_path):
+def confidence_auroc(rows, predictions, prediction_confidences):
+    """How well the confidence ranks errors: the chance that a randomly chosen correct reading has a
+    higher confidence than a randomly chosen wrong one (ties count half), i.e. the area under the
+    ROC curve of confidence as a detector of correct readings. NaN unless some are right and some wrong."""
+    read = [(prediction == label, confidence) for (_, label), prediction, confidence
+            in zip(rows, predictions, prediction_confidences) if prediction is not None]
+    right = np.array([confidence for correct, confidence in read if correct])
+    wrong = np.sort([confidence for correct, confidence in read if not correct])
+    if not len(right) or not len(wrong):
+        return float("nan")
+    below, not_above = np.searchsorted(wrong, right, "left"), np.searchsorted(wrong, right, "right")
+    return float((below + not_above).sum() / 2 / (len(right) * len(wrong)))
+
+
+def write_predictions(rows, predictions, prediction_confidences, per_word_cer, output_path):
     frame = pd.DataFrame({"image_path": [path for path, _ in rows], "label": [label for _, label in rows],
-                          "prediction": predictions, "cer": per_word_cer})
+                          "prediction": predictions, "confidence": prediction_confidences, "cer": per_word_cer})
     frame.to_csv(output_path + ".tmp", index=False)
     os.replace(output_path + ".tmp", output_path)
 
@@ -331,10 +358,11 @@ def quantize_model(model_path):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("images", nargs="*", help="image files or folders to read (no labels: prints path<TAB>text)")
+    parser.add_argument("images", nargs="*",
+                        help="image files or folders to read (no labels: prints path<TAB>text<TAB>confidence)")
     parser.add_argument("--model", help="a .onnx file or a model folder (default: the newest model.onnx under Models/)")
     parser.add_argument("--csv", help="labelled images to score, columns image_path,label (default: the model folder's val.csv)")
-    parser.add_argument("--output", help="write image_path,label,prediction,cer for every scored row to this CSV")
+    parser.add_argument("--output", help="write image_path,label,prediction,confidence,cer for every scored row to this CSV")
     parser.add_argument("--batch-size", type=int, default=64, help="images per model call (default %(default)s)")
     parser.add_argument("--decoder", choices=["greedy", "beam"], default="greedy",
                         help="greedy: best character per time step (default); beam: CTC prefix beam search")
@@ -367,11 +395,12 @@ def main(argv=None):
     except ModelFileError as e:
         sys.exit(f"error: {e}")
 
-    predictions = predict_files(model, [path for path, _ in rows], args.batch_size, progress=not args.images)
+    predictions, prediction_confidences = predict_files(model, [path for path, _ in rows], args.batch_size,
+                                                        progress=not args.images)
     if args.images:
-        for (path, _), text in zip(rows, predictions):
+        for (path, _), text, confidence in zip(rows, predictions, prediction_confidences):
             if text is not None:
-                print(f"{path}\t{text}")
+                print(f"{path}\t{text}\t{confidence:.4f}")
     else:
         unknown = sorted(set("".join(label for _, label in rows)) - set(model.vocab))
         if unknown:
@@ -381,10 +410,12 @@ def main(argv=None):
         print(f"Average CER: {summary['average_cer']:.4f}")
         print(f"Corpus CER: {summary['corpus_cer']:.4f}")
         print(f"Word accuracy: {summary['word_accuracy']:.4f} ({summary['words']} words)")
+        auroc = confidence_auroc(rows, predictions, prediction_confidences)
+        print(f"Confidence AUROC: {auroc:.4f} (how often a correct reading has a higher confidence than a wrong one)")
     try:
         if args.output and not args.images:
             target = args.output
-            write_predictions(rows, predictions, per_word_cer, args.output)
+            write_predictions(rows, predictions, prediction_confidences, per_word_cer, args.output)
         if args.preview:
             target = args.preview
             from preview import write_preview  # preview.py also holds a Keras callback: load Keras only when asked
