@@ -90,6 +90,13 @@ def dropout_rate(text):
     return value
 
 
+def share_of_training(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
 def parse_args(argv=None):
     defaults, tutorial = ModelConfigs(), ModelConfigs("tutorial")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,7 +129,8 @@ def parse_args(argv=None):
                             "exact model and settings, to reproduce README: Results (default %(default)s)")
     train.add_argument("--init-from", metavar="MODEL",
                        help="fine-tune: start from the weights of a model folder train.py wrote (or its model.keras), "
-                            "with its input size, architecture and settings, and configs.FINETUNE's learning rate; "
+                            "with its input size, architecture and settings, and configs.FINETUNE's learning rate "
+                            "and --freeze-cnn; "
                             "characters new to it get output units of their own")
     train.add_argument("--architecture", choices=["columns", "tutorial"], help="model.py's model (default: the preset's)")
     train.add_argument("--augmentation", choices=["rich", "tutorial"],
@@ -136,10 +144,10 @@ def parse_args(argv=None):
     train.add_argument("--lr-schedule", choices=["cosine", "plateau"],
                        help="cosine: warm-up, then cosine decay to 0 at the end of --minutes or --epochs; plateau: "
                             "x0.9 after 10 epochs without progress (default: the preset's)")
-    train.add_argument("--warmup", type=non_negative_float, metavar="FRACTION",
+    train.add_argument("--warmup", type=share_of_training, metavar="FRACTION",
                        help="with the cosine schedule: the share of training spent raising the learning rate from 0 "
                             f"to its peak (default: {defaults.warmup})")
-    train.add_argument("--freeze-cnn", type=non_negative_float, metavar="FRACTION",
+    train.add_argument("--freeze-cnn", type=share_of_training, metavar="FRACTION",
                        help="with the cosine schedule: train only the BiLSTM and the outputs for this share of "
                             f"training, then everything (default: {defaults.freeze_cnn}; with --init-from configs.FINETUNE's)")
     train.add_argument("--keep-aspect-ratio", choices=["yes", "no"],
@@ -187,9 +195,10 @@ def parse_args(argv=None):
     if args.preset == "seed":
         args.preset = "tutorial"
     if args.resume:
-        fixed = ["--dataset", "--data-dir", "--train-csv", "--val-csv", "--init-from", "--archive", "--dataset-url", "--split", "--keep-er", "--preset",
-                 "--architecture", "--augmentation", "--dropout", "--ctc-shortcut", "--lr-schedule", "--keep-aspect-ratio",
-                 "--batch-size", "--learning-rate", "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
+        fixed = ["--dataset", "--data-dir", "--train-csv", "--val-csv", "--init-from", "--archive", "--dataset-url",
+                 "--split", "--keep-er", "--preset", "--architecture", "--augmentation", "--dropout", "--ctc-shortcut",
+                 "--lr-schedule", "--warmup", "--freeze-cnn", "--keep-aspect-ratio", "--batch-size", "--learning-rate",
+                 "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
         clashes = [flag for flag in fixed if any(a == flag or a.startswith(flag + "=") for a in argv)]
         if clashes:
             parser.error(f"--resume goes on with the run's own data and settings; drop {' '.join(clashes)}")

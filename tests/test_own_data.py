@@ -221,3 +221,35 @@ def test_the_real_names_folder_parses_whole():
     rows = parse_labels_csv(os.path.join(NAMES, "labels.csv"))
     labels = [label for _, _, label in rows]
     assert len(rows) == 500 and any(" " in label for label in labels) and any("-" in label for label in labels)
+
+
+def test_the_cnn_stays_frozen_for_its_share_of_training(trained_model_dir):
+    """FrozenCNN: the first half of a 2-epoch schedule leaves every CNN weight (batch-norm
+    statistics included) as it was, and the BiLSTM learns; the second half trains the CNN too."""
+    import keras
+
+    from callbacks import WarmupCosineSchedule
+    from finetune import FrozenCNN, finetune_configs
+    from train import compile_model
+
+    configs = finetune_configs(trained_model_dir)
+    model = compile_model(configs)
+    cnn = [layer for layer in model.layers[:[layer.name for layer in model.layers].index("sequence")] if layer.weights]
+    snapshots = []
+    record = keras.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: snapshots.append(
+        ([w.copy() for layer in cnn for w in layer.get_weights()], model.get_layer("bidirectional").get_weights()[0].copy())))
+    schedule = WarmupCosineSchedule(1e-3, epochs=2)
+    images = np.random.default_rng(0).integers(0, 256, (16, configs.height, configs.width, 3)).astype(np.float32)
+    labels = np.zeros((16, 4), np.int64)
+    before = ([w.copy() for layer in cnn for w in layer.get_weights()], model.get_layer("bidirectional").get_weights()[0].copy())
+    model.fit(images, {"output": labels, "shortcut": labels}, batch_size=4, epochs=2, verbose=0,
+              callbacks=[schedule, FrozenCNN(schedule, 0.5), record])
+    (cnn_1, lstm_1), (cnn_2, _) = snapshots
+    assert all(np.array_equal(a, b) for a, b in zip(before[0], cnn_1)) and not np.array_equal(before[1], lstm_1)
+    assert not all(np.array_equal(a, b) for a, b in zip(cnn_1, cnn_2))
+    keras.backend.clear_session()
+
+
+def test_shares_of_training_are_checked():
+    result = run_script("train.py", "--freeze-cnn", "1")
+    assert result.returncode == 2 and "--freeze-cnn" in result.stderr and "below 1" in result.stderr
