@@ -28,7 +28,7 @@ class TrainingTimeLimit(keras.callbacks.Callback):
 
 
 class WarmupCosineSchedule(keras.callbacks.Callback):
-    """The learning rate rises linearly from 0 to `peak` over the first WARMUP of training, then
+    """The learning rate rises linearly from 0 to `peak` over the first `warmup` of training, then
     follows a cosine down to 0 at the end. The end is whichever comes first of `epochs` and
     `minutes`: progress is the larger of the two fractions spent, so "train for 20 minutes"
     gets a whole schedule, and the best weights usually come from the last, low-rate epochs.
@@ -36,11 +36,9 @@ class WarmupCosineSchedule(keras.callbacks.Callback):
     `progress` is saved by ResumableCheckpoint; a resumed run spends the rest of the schedule
     in its own --minutes."""
 
-    WARMUP = 0.03
-
-    def __init__(self, peak, epochs, minutes=None, progress=0.0):
+    def __init__(self, peak, epochs, minutes=None, progress=0.0, warmup=0.03):
         super().__init__()
-        self.peak, self.epochs, self.seconds = peak, epochs, minutes and minutes * 60
+        self.peak, self.epochs, self.seconds, self.warmup = peak, epochs, minutes and minutes * 60, warmup
         self.progress = self.start_progress = progress
 
     def on_train_begin(self, logs=None):
@@ -56,10 +54,10 @@ class WarmupCosineSchedule(keras.callbacks.Callback):
             spent = (time.monotonic() - self.start) / self.seconds
             by_time = self.start_progress + (1 - self.start_progress) * spent
         self.progress = min(1.0, max(by_epochs, by_time))
-        if self.progress < self.WARMUP:
-            rate = self.peak * self.progress / self.WARMUP
+        if self.progress < self.warmup:
+            rate = self.peak * self.progress / self.warmup
         else:
-            rate = self.peak * 0.5 * (1 + math.cos(math.pi * (self.progress - self.WARMUP) / (1 - self.WARMUP)))
+            rate = self.peak * 0.5 * (1 + math.cos(math.pi * (self.progress - self.warmup) / (1 - self.warmup)))
         self.model.optimizer.learning_rate = rate
 
     def on_epoch_end(self, epoch, logs=None):

@@ -19,6 +19,8 @@ PRESETS = {
         "learning_rate": 0.003,         # the peak of the warm-up + cosine schedule
         "weight_decay": 0.1,            # AdamW: every step shrinks each weight by weight_decay x learning rate
         "lr_schedule": "cosine",        # over --minutes (or --epochs): reaches ~0 at the end
+        "warmup": 0.03,                 # the share of the cosine schedule spent rising to the peak
+        "freeze_cnn": 0.0,              # the share of the schedule that trains only the BiLSTM and outputs
         "mixed_precision": "auto",      # bfloat16 where the CPU/GPU computes it natively, else off (float32)
         "train_epochs": 200,
     },
@@ -32,9 +34,20 @@ PRESETS = {
         "learning_rate": 0.0005,
         "weight_decay": 0.0,            # plain Adam
         "lr_schedule": "plateau",       # ReduceLROnPlateau x0.9 after 10 epochs without progress
+        "warmup": 0.03,                 # with --lr-schedule cosine
+        "freeze_cnn": 0.0,
         "mixed_precision": "off",
         "train_epochs": 1000,
     },
+}
+
+# train.py --init-from MODEL: the starting model's settings (input size, architecture, augmentation,
+# ...) with these on top (README: Train on your own handwriting).
+FINETUNE = {
+    "learning_rate": 0.003,
+    "lr_schedule": "cosine",
+    "freeze_cnn": 0.25,                 # the first quarter trains only the BiLSTM and the outputs
+    "mixed_precision": "auto",          # as for a new run: what this machine computes natively
 }
 
 

@@ -2,7 +2,8 @@
 
     python train.py --dataset demo     # the embedded offline dataset, no download
     python train.py                    # the IAM words dataset (downloads ~1 GB once)
-    python train.py --data-dir DIR     # any folder in the IAM words layout
+    python train.py --data-dir DIR     # a folder with labels.csv (image_path,label), or in the IAM words layout
+    python train.py --init-from MODEL --data-dir DIR   # fine-tune a model train.py wrote on new handwriting
 
 Every GPU of the machine is used (--strategy auto); README: "GPUs and several machines"
 shows how to train on several machines at once.
@@ -50,7 +51,9 @@ from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
 from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
                         writes_files)
+from finetune import FrozenCNN, StartingModelError, finetune_configs, load_starting_weights
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
+from labels_csv import split_labels_csv
 from model import build_model, reader_of
 from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
 from preview import ValidationPreview
@@ -87,6 +90,13 @@ def dropout_rate(text):
     return value
 
 
+def share_of_training(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
 def parse_args(argv=None):
     defaults, tutorial = ModelConfigs(), ModelConfigs("tutorial")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -95,8 +105,16 @@ def parse_args(argv=None):
                       help="iam: download the IAM words archive (default); demo: generate the embedded "
                            "offline set of synthetic handwriting in Datasets/Demo_Words")
     data.add_argument("--data-dir", metavar="DIR",
-                      help="train on an extracted folder in the IAM words layout (words.txt + words/a01/a01-000u/*.png) "
-                           "instead of --dataset; DIR/splits/train.txt and valid.txt, when present, define the split")
+                      help="train on your own folder instead of --dataset: DIR/labels.csv with the columns image_path,label "
+                           "(paths relative to DIR; README: Train on your own handwriting), or an extracted folder in "
+                           "the IAM words layout (words.txt + words/a01/a01-000u/*.png), where DIR/splits/train.txt and "
+                           "valid.txt, when present, define the split")
+    data.add_argument("--train-csv", metavar="FILE",
+                      help="train on the images of this CSV (image_path,label; paths relative to its folder), "
+                           "instead of --data-dir or --dataset")
+    data.add_argument("--val-csv", metavar="FILE",
+                      help="with a labels.csv folder or --train-csv: validate on this CSV's images, instead of a "
+                           "random 10%% of the training rows (--seed)")
     data.add_argument("--archive", metavar="PATH",
                       help="with --dataset iam: an IAM_Words.zip or words.tgz you downloaded yourself, instead of downloading")
     data.add_argument("--dataset-url", default=IAM_WORDS_URL, help="with --dataset iam: where to download IAM_Words.zip from")
@@ -109,6 +127,11 @@ def parse_args(argv=None):
     train.add_argument("--preset", choices=sorted(PRESETS) + ["seed"], default="default",
                        help="default: this project's recipe; tutorial (or its old name, seed): the original tutorial's "
                             "exact model and settings, to reproduce README: Results (default %(default)s)")
+    train.add_argument("--init-from", metavar="MODEL",
+                       help="fine-tune: start from the weights of a model folder train.py wrote (or its model.keras), "
+                            "with its input size, architecture and settings, and configs.FINETUNE's learning rate "
+                            "and --freeze-cnn; "
+                            "characters new to it get output units of their own")
     train.add_argument("--architecture", choices=["columns", "tutorial"], help="model.py's model (default: the preset's)")
     train.add_argument("--augmentation", choices=["rich", "tutorial"],
                        help="training-image augmentation, see train.py (default: the preset's)")
@@ -121,6 +144,12 @@ def parse_args(argv=None):
     train.add_argument("--lr-schedule", choices=["cosine", "plateau"],
                        help="cosine: warm-up, then cosine decay to 0 at the end of --minutes or --epochs; plateau: "
                             "x0.9 after 10 epochs without progress (default: the preset's)")
+    train.add_argument("--warmup", type=share_of_training, metavar="FRACTION",
+                       help="with the cosine schedule: the share of training spent raising the learning rate from 0 "
+                            f"to its peak (default: {defaults.warmup})")
+    train.add_argument("--freeze-cnn", type=share_of_training, metavar="FRACTION",
+                       help="with the cosine schedule: train only the BiLSTM and the outputs for this share of "
+                            f"training, then everything (default: {defaults.freeze_cnn}; with --init-from configs.FINETUNE's)")
     train.add_argument("--keep-aspect-ratio", choices=["yes", "no"],
                        help="yes: scale words to fit the input and pad with white; no: stretch them to it "
                             "(default: the preset's)")
@@ -166,12 +195,20 @@ def parse_args(argv=None):
     if args.preset == "seed":
         args.preset = "tutorial"
     if args.resume:
-        fixed = ["--dataset", "--data-dir", "--archive", "--dataset-url", "--split", "--keep-er", "--preset",
-                 "--architecture", "--augmentation", "--dropout", "--ctc-shortcut", "--lr-schedule", "--keep-aspect-ratio",
-                 "--batch-size", "--learning-rate", "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
+        fixed = ["--dataset", "--data-dir", "--train-csv", "--val-csv", "--init-from", "--archive", "--dataset-url",
+                 "--split", "--keep-er", "--preset", "--architecture", "--augmentation", "--dropout", "--ctc-shortcut",
+                 "--lr-schedule", "--warmup", "--freeze-cnn", "--keep-aspect-ratio", "--batch-size", "--learning-rate",
+                 "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
         clashes = [flag for flag in fixed if any(a == flag or a.startswith(flag + "=") for a in argv)]
         if clashes:
             parser.error(f"--resume goes on with the run's own data and settings; drop {' '.join(clashes)}")
+    if args.init_from:
+        clashes = [flag for flag in ("--preset", "--architecture", "--keep-aspect-ratio")
+                   if any(a == flag or a.startswith(flag + "=") for a in argv)]
+        if clashes:
+            parser.error(f"--init-from trains the starting model's architecture at its input size; drop {' '.join(clashes)}")
+    if args.train_csv and args.data_dir:
+        parser.error("--train-csv names the training images itself; drop --data-dir (or --train-csv, to use DIR/labels.csv)")
     if args.minutes and args.strategy == "multiworker":
         parser.error("--minutes cannot be used with --strategy multiworker: each worker's clock would stop it at "
                      "a different batch; use --epochs")
@@ -189,26 +226,51 @@ def read_csv(path):
     return pd.read_csv(path, dtype=str, keep_default_na=False)[["image_path", "label"]].values.tolist()
 
 
+def labels_csv_of(args):
+    """The labels.csv to train on (--train-csv, or DIR/labels.csv of --data-dir), or None for IAM words."""
+    if args.data_dir and os.path.isfile(os.path.join(args.data_dir, "labels.csv")):
+        return os.path.join(args.data_dir, "labels.csv")
+    return args.train_csv
+
+
 def new_run(args, configs):
-    """Steps 1 and 2 for a new run: get the dataset, parse words.txt, split it, and save the
-    configs and the split in the model folder."""
-    # 1. Get the dataset: a folder with words.txt and words/<a01>/<a01-000u>/<id>.png.
-    # 2. Parse words.txt into (word id, image path, label) and split it.
+    """Steps 1 and 2 for a new run: get the dataset, parse words.txt (or labels.csv), split it,
+    and save the configs and the split in the model folder."""
+    # 1. Get the dataset: a folder with words.txt and words/<a01>/<a01-000u>/<id>.png, or one with labels.csv.
+    # 2. Parse words.txt into (word id, image path, label) and split it, or labels.csv into its rows.
     try:
-        if args.data_dir:
-            dataset_dir = args.data_dir
-        elif args.dataset == "demo":
-            dataset_dir = generate_demo_words()
+        labels_csv = labels_csv_of(args)
+        if labels_csv:
+            if args.split not in ("auto", "random"):
+                raise DatasetError(f"--split {args.split} is for IAM words folders; {labels_csv} is split at random, "
+                                   "or by --val-csv")
+            splits = split_labels_csv(labels_csv, args.val_csv, seed=args.seed)
+            labels = [label for rows in splits.values() for _, label in rows]
         else:
-            dataset_dir = download_iam_words(url=args.dataset_url, archive=args.archive)
-        words = parse_words_txt(dataset_dir, drop_er=not args.keep_er)
-        splits = split_words(words, args.split, dataset_dir, seed=args.seed)
+            if args.val_csv:
+                raise DatasetError("--val-csv goes with a folder holding labels.csv, or with --train-csv")
+            if args.data_dir:
+                dataset_dir = args.data_dir
+                if not os.path.isfile(os.path.join(dataset_dir, "words.txt")):
+                    raise DatasetError(f"{dataset_dir} holds neither labels.csv (columns image_path,label) nor words.txt "
+                                       "(IAM words layout): see README: Train on your own handwriting")
+            elif args.dataset == "demo":
+                dataset_dir = generate_demo_words()
+            else:
+                dataset_dir = download_iam_words(url=args.dataset_url, archive=args.archive)
+            words = parse_words_txt(dataset_dir, drop_er=not args.keep_er)
+            splits = split_words(words, args.split, dataset_dir, seed=args.seed)
+            labels = [label for _, _, label in words]
     except DatasetError as e:
         sys.exit(f"error: {e}")
 
-    # The model predicts one of these characters (or the CTC blank) at each time step.
-    labels = [label for _, _, label in words]
-    configs.vocab = "".join(sorted(set("".join(labels))))
+    # The model predicts one of these characters (or the CTC blank) at each time step. A run --init-from
+    # a model starts from its characters, in its order, and adds the new ones after them (finetune.py).
+    new_characters = sorted(set("".join(labels)) - set(configs.vocab))
+    if args.init_from:
+        print(f"Fine-tuning {args.init_from}: {len(configs.vocab)} characters, {len(new_characters)} new: "
+              f"{''.join(new_characters)!r}")
+    configs.vocab += "".join(new_characters)
     configs.max_text_length = max(len(label) for label in labels)
     try:
         configs.save()
@@ -239,6 +301,8 @@ def resumed_run(args):
             setattr(configs, name, "tutorial")
     configs.__dict__.setdefault("weight_decay", 0.0)  # runs saved before --weight-decay existed trained without it
     configs.__dict__.setdefault("ctc_shortcut", 0.0)  # and before --ctc-shortcut, without a shortcut
+    configs.__dict__.setdefault("warmup", 0.03)  # and before --warmup, with this one
+    configs.__dict__.setdefault("freeze_cnn", 0.0)
     configs.model_path = args.resume
     configs.train_epochs = args.epochs or configs.train_epochs
     with open(state_path) as f:
@@ -320,10 +384,13 @@ def compile_model(configs):
 
 
 def new_configs(args):
-    """The preset's settings, with the flags given on top."""
-    configs = ModelConfigs(args.preset)
+    """The preset's settings (with --init-from: the starting model's), with the flags given on top."""
+    try:
+        configs = finetune_configs(args.init_from) if args.init_from else ModelConfigs(args.preset)
+    except StartingModelError as e:
+        sys.exit(f"error: {e}")
     for flag in ("architecture", "augmentation", "dropout", "ctc_shortcut", "lr_schedule", "batch_size", "learning_rate",
-                 "weight_decay", "mixed_precision"):
+                 "weight_decay", "mixed_precision", "warmup", "freeze_cnn"):
         if getattr(args, flag) is not None:
             setattr(configs, flag, getattr(args, flag))
     if args.keep_aspect_ratio is not None:
@@ -351,6 +418,11 @@ def build_models(configs, strategy, args, resume_state):
             model.optimizer.learning_rate = resume_state["learning_rate"]
         else:
             model = compile_model(configs)
+            if args.init_from:
+                try:
+                    load_starting_weights(model, configs)
+                except StartingModelError as e:
+                    sys.exit(f"error: {e}")
         float32_model = None
         if configs.mixed_precision != "off":
             training_policy = keras.config.dtype_policy()
@@ -372,9 +444,10 @@ def training_callbacks(configs, args, splits, val_data, float32_model, resume_st
     if configs.lr_schedule == "cosine":
         # The schedule decides the end; no early stopping, which would cut it short.
         schedule = WarmupCosineSchedule(configs.learning_rate, configs.train_epochs, args.minutes,
-                                        progress=resume_state["lr_schedule"]["progress"] if resume_state else 0.0)
+                                        progress=resume_state["lr_schedule"]["progress"] if resume_state else 0.0,
+                                        warmup=configs.warmup)
         counters = {"lr_schedule": (schedule, ["progress"])}
-        schedule_callbacks = [schedule]
+        schedule_callbacks = [schedule] + ([FrozenCNN(schedule, configs.freeze_cnn)] if configs.freeze_cnn else [])
     else:
         early_stopping = EarlyStopping(monitor="val_CER", patience=20, mode="min", verbose=1)
         reduce_lr = ReduceLROnPlateau(monitor="val_CER", factor=0.9, min_delta=1e-10, patience=10, mode="min", verbose=1)
