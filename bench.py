@@ -3,6 +3,7 @@
     python bench.py inference --model DIR [--csv FILE] [--images N] [--quantize]
     python bench.py train [--data-dir DIR] [--steps N]
     python bench.py budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
+    python bench.py photos --model DIR [--csv FILE] [--images N] [--seed S]
     python bench.py pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S]
 
 train: training samples per second of the tutorial preset, of the project's defaults, and of the
@@ -21,6 +22,10 @@ time), for inferenceModel.py's batched path (files to text, reading overlapped w
 and for the model alone on in-memory batches: the most the batched path could reach. Same model,
 same images, one run. With an int8 model (model.int8.onnx beside the model, or --quantize to make
 it) also its speed and CER next to the float model's.
+
+photos: how much worse a model reads words photographed with a phone than scanned: its CER on a
+labelled CSV's images and on photo-like copies of them (augmentors.photo_like: tinted paper,
+uneven light and shadow, grey/brown/blue ink, blur, noise, a loose crop, JPEG), greedy decoding.
 
 pages: how well read_page reads whole pages. compose_page lays real word images out as a page
 (each source line's words left to right, lines close enough that ascenders and descenders touch,
@@ -49,8 +54,9 @@ import numpy as np
 import onnxruntime as ort
 from mltu.utils.text_utils import ctc_decoder, edit_distance
 
-from inferenceModel import (CORES, ImageToWordModel, ModelFileError, UnreadableImage, predict_files, quantize_model,
-                            read_image, read_labelled_csv, score)
+from augmentors import photo_like
+from inferenceModel import (CORES, ImageToWordModel, ModelFileError, UnreadableImage, confidence_auroc, predict_files,
+                            quantize_model, read_image, read_labelled_csv, score)
 
 REPEATS = 3
 BATCH_SIZE = 64
@@ -126,6 +132,33 @@ def bench_inference(args):
     float_cer = score(rows, predict_files(model, paths, BATCH_SIZE)[0])[0]["average_cer"]
     int8_cer = score(rows, predict_files(int8, paths, BATCH_SIZE)[0])[0]["average_cer"]
     print(f"  average CER (greedy): float {float_cer:.4f}, int8 {int8_cer:.4f} ({100 * (int8_cer - float_cer):+.2f} points)")
+
+
+def bench_photos(args):
+    """The same model on a labelled CSV's scans and on photo-like copies of them (augmentors.photo_like;
+    image i's copy is drawn from the seed [--seed, i], so every run and every model sees the same photos)."""
+    model = ImageToWordModel(args.model)
+    csv_path = args.csv or os.path.join(os.path.dirname(model.model_path), "val.csv")
+    rows = read_labelled_csv(csv_path)[:args.images]
+    scans = []
+    for path, _ in rows:
+        try:
+            scans.append(read_image(path))
+        except UnreadableImage as e:
+            raise ModelFileError(f"cannot read {path} ({e}); benchmark on readable images") from None
+    photos = [photo_like(image, np.random.default_rng([args.seed, index])) for index, image in enumerate(scans)]
+    print(f"Model {model.model_path}: {len(rows)} labelled images from {csv_path}, and photo-like copies (seed {args.seed})")
+    cer = {}
+    for name, images in [("scans", scans), ("photos", photos)]:
+        texts, confidences = [], []
+        for start in range(0, len(images), BATCH_SIZE):
+            batch_texts, batch_confidences = model.predict_batch(images[start:start + BATCH_SIZE])
+            texts, confidences = texts + batch_texts, confidences + batch_confidences
+        summary = score(rows, texts)[0]
+        cer[name] = summary["corpus_cer"]
+        print(f"  {name:7} CER {summary['corpus_cer']:7.2%}   average CER {summary['average_cer']:7.2%}   "
+              f"word accuracy {summary['word_accuracy']:6.1%}   confidence AUROC {confidence_auroc(rows, texts, confidences):.3f}")
+    print(f"  photos read {100 * (cer['photos'] - cer['scans']):+.2f} points of CER against the scans")
 
 
 def training_rate(model, data, steps, batch_size):
@@ -398,6 +431,12 @@ def main(argv=None):
     inference.add_argument("--images", type=int, default=1000, help="how many of the CSV's images (default %(default)s)")
     inference.add_argument("--quantize", action="store_true", help="make model.int8.onnx first (inferenceModel.py --quantize)")
     inference.set_defaults(run=bench_inference)
+    photos = subcommands.add_parser("photos", help="CER on a labelled CSV's scans and on photo-like copies of them")
+    photos.add_argument("--model", required=True, help="a .onnx file or a model folder")
+    photos.add_argument("--csv", help="labelled images, columns image_path,label (default: the model folder's val.csv)")
+    photos.add_argument("--images", type=int, help="only the CSV's first this many images (default: all)")
+    photos.add_argument("--seed", type=int, default=0, help="of the photo-like copies (default %(default)s)")
+    photos.set_defaults(run=bench_photos)
     train = subcommands.add_parser("train", help="training samples/s: tutorial preset vs defaults, pipeline and model alone")
     train.add_argument("--data-dir", help="a folder in the IAM words layout (default: the demo set)")
     train.add_argument("--steps", type=int, default=40, help="timed training steps per measurement (default %(default)s)")

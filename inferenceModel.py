@@ -29,6 +29,7 @@ from mltu.transformers import ImageResizer
 from mltu.utils.text_utils import edit_distance
 from tqdm import tqdm
 
+from augmentors import crop_to_ink
 from ctc_decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
 from segmentation import find_words, reading_images
 
@@ -131,6 +132,7 @@ class ImageToWordModel(OnnxInferenceModel):
             self.vocab = self.metadata["vocab"]
             self.height, self.width = int(self.metadata["height"]), int(self.metadata["width"])
             self.keep_aspect_ratio = bool(self.metadata.get("keep_aspect_ratio", False))
+            self.crops_to_ink = bool(self.metadata.get("crop_to_ink", False))  # models trained before it was: no
         except (KeyError, ValueError, TypeError):
             raise ModelFileError(f"{model_path} has no vocabulary/input-size metadata; export it with train.py") from None
         self.input_shapes = [meta.shape for meta in self.model.get_inputs()]
@@ -153,8 +155,10 @@ class ImageToWordModel(OnnxInferenceModel):
                       file=sys.stderr)
 
     def resize(self, image):
-        """Any BGR image -> the model's input size, exactly as train.py's ImageResizer does it:
-        stretched, or scaled to fit and padded with white."""
+        """Any BGR image -> the model's input size, exactly as train.py's CropToInk and ImageResizer
+        do it: cut at the left and right to the ink, then stretched, or scaled to fit and padded with white."""
+        if self.crops_to_ink:
+            image = crop_to_ink(image)
         if self.keep_aspect_ratio:
             return ImageResizer.resize_maintaining_aspect_ratio(image, self.width, self.height, (255, 255, 255))
         return cv2.resize(image, (self.width, self.height))

@@ -43,7 +43,7 @@ from mltu.tensorflow.callbacks import TrainLogger
 from mltu.tensorflow.dataProvider import DataProvider
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
-from augmentors import RandomNoise, RandomShear
+from augmentors import CropToInk, RandomNoise, RandomPhoto, RandomShear
 from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
                        TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
 from configs import PRESETS, ModelConfigs
@@ -332,6 +332,7 @@ def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
         data_preprocessors=[ImageReader(CVImage)],
         augmentors=list(augmentors),
         transformers=[
+            CropToInk(),  # as inference does it (ImageToWordModel.resize): a loose crop fills the width like a tight one
             # Padding is white, like the paper around the word.
             ImageResizer(configs.width, configs.height, keep_aspect_ratio=configs.keep_aspect_ratio,
                          padding_color=(255, 255, 255)),
@@ -356,9 +357,11 @@ def training_augmentors(name):
         return [RandomBrightness(), RandomErodeDilate(kernel_size=(2, 2)), RandomSharpen(),
                 RandomRotate(angle=10, borderValue=(255, 255, 255))]
     # "rich": handwriting varies most in slant and stroke; words are rarely rotated by 10 degrees.
+    # Half the words become photo-like (last, so the white that slant and rotation fill in is
+    # photographed too): the model's PaperNormalization levels paper and ink, this teaches the rest.
     return [RandomBrightness(), RandomErodeDilate(kernel_size=(2, 2)), RandomSharpen(),
             RandomShear(max_shear=0.5), RandomRotate(angle=3, borderValue=(255, 255, 255)),
-            RandomGaussianBlur(sigma=1.0, random_chance=0.2), RandomNoise(random_chance=0.2)]
+            RandomGaussianBlur(sigma=1.0, random_chance=0.2), RandomNoise(random_chance=0.2), RandomPhoto(random_chance=0.5)]
 
 
 def compile_model(configs):
@@ -515,7 +518,8 @@ def export(configs, val_data):
     export_model = reader_of(export_model)  # without the CTC shortcut, which only training uses
     onnx_path = os.path.join(configs.model_path, "model.onnx")
     metadata = {"vocab": configs.vocab, "height": configs.height, "width": configs.width,
-                "keep_aspect_ratio": configs.keep_aspect_ratio, "max_text_length": configs.max_text_length}
+                "keep_aspect_ratio": configs.keep_aspect_ratio, "max_text_length": configs.max_text_length,
+                "crop_to_ink": True}
     try:
         export_onnx(export_model, onnx_path, metadata)
     except OnnxExportError as e:
