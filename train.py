@@ -32,17 +32,15 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from keras.callbacks import CSVLogger, EarlyStopping, ReduceLROnPlateau, TensorBoard
-from mltu.annotations.images import CVImage
 from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomGaussianBlur, RandomRotate, RandomSharpen
-from mltu.preprocessors import ImageReader
 from mltu.tensorflow.callbacks import TrainLogger
-from mltu.tensorflow.dataProvider import DataProvider
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
 from augmentors import RandomNoise, RandomShear
 from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
                        TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
 from configs import PRESETS, ModelConfigs
+from data_pipeline import ImageCache, SeededDataProvider, default_workers
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
 from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
@@ -142,7 +140,7 @@ def parse_args(argv=None):
     train.add_argument("--seed", type=int, default=42, help="for the split, weights and augmentation (default %(default)s)")
     train.add_argument("--resume", metavar="DIR",
                        help="continue an interrupted run from DIR's last checkpoint, with its data split and settings "
-                            "(--epochs, --minutes, --strategy and --jit-compile may be given anew)")
+                            "(--epochs, --minutes, --strategy, --workers and --jit-compile may be given anew)")
     scale = parser.add_argument_group("several GPUs or machines, speed (README: Training on several GPUs / machines)")
     scale.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker"], default="auto",
                        help="auto: mirrored when this machine has more than one GPU, else default (the default); "
@@ -155,6 +153,10 @@ def parse_args(argv=None):
                             "recent GPUs and CPUs with bfloat16 instructions; auto: bfloat16 where the hardware has "
                             "it, else off; the exported ONNX model is float32 "
                             f"(default: {defaults.mixed_precision}, seed {seed.mixed_precision})")
+    scale.add_argument("--workers", type=positive_int,
+                       help="processes that prepare the training batches (read, augment, resize) while the model "
+                            "trains; the batches are the same for any number (default: all cores but one with a GPU, "
+                            "one per 8 cores without)")
     scale.add_argument("--jit-compile", action="store_true",
                        help="compile the training step with XLA; today XLA cannot compile this model's CTC decoding "
                             "and stops with an error naming the op (default: off)")
@@ -248,16 +250,19 @@ def as_model_inputs(images, labels, ctc_shortcut=False):
     return images, ({"output": labels, "shortcut": labels} if ctc_shortcut else labels)
 
 
-def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
-    """Step 3, the data pipeline: read the image, augment it (training only), resize it to the
-    model's input, turn the label into vocabulary indices padded to a fixed length (padding =
-    len(vocab), the CTC blank), and batch."""
-    provider = DataProvider(
-        dataset=rows,
-        skip_validation=True,
-        batch_size=batch_size,
+def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False, seed=0, epoch=0, workers=1):
+    """Step 3, the data pipeline: read the image (decoded once, data_pipeline.ImageCache), augment
+    it (training only), resize it to the model's input, turn the label into vocabulary indices
+    padded to a fixed length (padding = len(vocab), the CTC blank), and batch. `workers` processes
+    prepare the batches while the model trains; each sample's augmentation and each epoch's order
+    depend only on (seed, epoch, sample index), so any number of workers gives the same batches."""
+    provider = SeededDataProvider(
+        rows,
+        ImageCache([path for path, _ in rows]),
+        seed=seed,
         shuffle=shuffle,
-        data_preprocessors=[ImageReader(CVImage)],
+        epoch=epoch,
+        batch_size=batch_size,
         augmentors=list(augmentors),
         transformers=[
             # Padding is white, like the paper around the word.
@@ -269,10 +274,8 @@ def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
         batch_postprocessors=[functools.partial(as_model_inputs, ctc_shortcut=configs.ctc_shortcut > 0)],
     )
     # mltu's DataProvider never calls Keras 3's PyDataset.__init__, so fit() would ignore
-    # workers=... and prepare every batch in the training loop. One worker thread prepares
-    # the next batches while the model trains (more threads would make augmentation order,
-    # and so the run, non-reproducible).
-    keras.utils.PyDataset.__init__(provider, workers=1, use_multiprocessing=False)
+    # workers=... and prepare every batch in the training loop.
+    keras.utils.PyDataset.__init__(provider, workers=workers, use_multiprocessing=True)
     return provider
 
 
@@ -363,10 +366,19 @@ def main(argv=None):
 
     # 3. The data pipeline (data_provider above), augmenting the training images only.
     # Under a strategy each batch is the global batch: Keras splits it between the replicas.
-    train_data = data_provider(splits["train"], configs, configs.batch_size * replicas,
-                               training_augmentors(configs.augmentation), shuffle=True)
-    # Validation keeps no activations for gradients, so 4x larger batches fit and run faster.
-    val_data = data_provider(splits["val"], configs, configs.batch_size * replicas * 4)
+    workers = args.workers or default_workers(gpus=len(tf.config.list_logical_devices("GPU")))
+    try:
+        train_data = data_provider(splits["train"], configs, configs.batch_size * replicas,
+                                   training_augmentors(configs.augmentation), shuffle=True, seed=args.seed,
+                                   epoch=resume_state["next_epoch"] if resume_state else 0, workers=workers)
+        # Validation keeps no activations for gradients, so 4x larger batches fit and run faster.
+        val_data = data_provider(splits["val"], configs, configs.batch_size * replicas * 4, workers=workers)
+    except DatasetError as e:
+        sys.exit(f"error: {e}")
+    print(f"Data pipeline: {workers} worker process{'es' if workers > 1 else ''}; "
+          f"{len(splits['train']) + len(splits['val'])} images decoded into memory "
+          f"({(train_data.cache.nbytes + val_data.cache.nbytes) / 2**20:.0f} MB) in "
+          f"{train_data.cache.seconds + val_data.cache.seconds:.1f} s")
     # A few validation words, read by the model after every epoch and shown in TensorBoard.
     preview_images, _ = val_data[0]
     preview_images = preview_images[:8].astype(np.uint8)
