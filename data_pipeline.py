@@ -31,6 +31,16 @@ from iam_words import DatasetError
 CHUNK = 1024  # images per cache array: few arrays (forked workers touch only their headers), little extra memory while building
 
 
+def reset_signal_handlers():
+    """In a forked worker: Ctrl-C is for the training process, which stops the workers, and
+    SIGTERM (how a pool ends its workers) ends it; train.py's handlers would only print."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=reset_signal_handlers)
+
+
 def usable_cores():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
@@ -109,7 +119,6 @@ class SeededDataProvider(DataProvider):
         self.start_executor()  # mltu starts it on batch 0 only, which a worker may never prepare
         self.seed, self.shuffle_each_epoch = seed % 2**32, shuffle
         self.order, self.order_epoch = np.arange(len(rows)), None
-        self.main_pid = os.getpid()
 
     def on_epoch_end(self):
         self._epoch += 1  # instead of mltu's shuffle with the global generator
@@ -122,18 +131,9 @@ class SeededDataProvider(DataProvider):
         return [self._dataset[i] for i in batch]
 
     def process_data(self, batch_data):
-        if os.getpid() != self.main_pid:
-            self.become_worker()
         state = np.random.get_state()  # the training process's own draws stay as they were
         np.random.seed([self.seed, self._epoch, batch_data[0]])
         try:
             return super().process_data(batch_data)
         finally:
             np.random.set_state(state)
-
-    def become_worker(self):
-        """In a forked worker: Ctrl-C is for the training process (it stops the workers), and
-        SIGTERM ends the worker (train.py's handler would only print)."""
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        self.main_pid = os.getpid()

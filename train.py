@@ -89,6 +89,9 @@ def parse_args(argv=None):
     data.add_argument("--dataset", choices=["iam", "demo"], default="iam",
                       help="iam: download the IAM words archive (default); demo: generate the embedded "
                            "offline set of synthetic handwriting in Datasets/Demo_Words")
+    data.add_argument("--demo-words", type=positive_int, default=3000, metavar="N",
+                      help="with --dataset demo: how many word images to generate (default %(default)s; 100000 is "
+                           "about IAM's size, README: Training on IAM)")
     data.add_argument("--data-dir", metavar="DIR",
                       help="train on an extracted folder in the IAM words layout (words.txt + words/a01/a01-000u/*.png) "
                            "instead of --dataset; DIR/splits/train.txt and valid.txt, when present, define the split")
@@ -163,7 +166,7 @@ def parse_args(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.resume:
-        fixed = ["--dataset", "--data-dir", "--archive", "--dataset-url", "--split", "--keep-er", "--preset",
+        fixed = ["--dataset", "--demo-words", "--data-dir", "--archive", "--dataset-url", "--split", "--keep-er", "--preset",
                  "--architecture", "--augmentation", "--dropout", "--ctc-shortcut", "--lr-schedule", "--keep-aspect-ratio",
                  "--batch-size", "--learning-rate", "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
         clashes = [flag for flag in fixed if any(a == flag or a.startswith(flag + "=") for a in argv)]
@@ -195,7 +198,7 @@ def new_run(args, configs):
         if args.data_dir:
             dataset_dir = args.data_dir
         elif args.dataset == "demo":
-            dataset_dir = generate_demo_words()
+            dataset_dir = generate_demo_words(num_words=args.demo_words)
         else:
             dataset_dir = download_iam_words(url=args.dataset_url, archive=args.archive)
         words = parse_words_txt(dataset_dir, drop_er=not args.keep_er)
