@@ -16,6 +16,7 @@ augmentation that is the same whatever the number of workers.
   scale, and the global generator is per process, so seeding it per sample is safe there. Keras
   forks the workers at the start of each epoch: they share the cache with the training process.
 """
+import gc
 import os
 import signal
 import time
@@ -38,7 +39,10 @@ def reset_signal_handlers():
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-os.register_at_fork(after_in_child=reset_signal_handlers)
+# Keras forks the workers from the training process at the start of each epoch. Frozen, the
+# objects a worker inherits stay out of its garbage collections, which would otherwise write to
+# (and so copy) much of the training process's memory in every worker.
+os.register_at_fork(before=gc.freeze, after_in_parent=gc.unfreeze, after_in_child=reset_signal_handlers)
 
 
 def usable_cores():
