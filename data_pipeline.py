@@ -11,10 +11,10 @@ augmentation that is the same whatever the number of workers.
   its shuffle call np.random.* on the global generator, whose state depends on which samples the
   same process prepared before: with several workers the images would depend on the number of
   workers and on timing. Seeded per sample, a batch is the same whichever worker prepares it.
-- The workers are processes (Keras's PyDataset workers with use_multiprocessing): most of each
-  sample's time is Python and small NumPy/OpenCV calls that hold the GIL, so threads do not
-  scale, and the global generator is per process, so seeding it per sample is safe there. Keras
-  forks the workers at the start of each epoch: they share the cache with the training process.
+- The workers are processes (Keras's PyDataset workers with use_multiprocessing), not threads:
+  threads would share the one global generator, and much of each sample's time is Python code
+  between small NumPy/OpenCV calls, which holds the GIL. Keras forks the workers at the start of
+  each epoch: they share the cache with the training process.
 """
 import gc
 import os
