@@ -5,6 +5,7 @@
     python bench.py budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
     python bench.py photos --model DIR [--csv FILE] [--images N] [--seed S]
     python bench.py pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S]
+    python bench.py pipeline --data-dir DIR [--workers N]
 
 train: training samples per second of the tutorial preset, of the project's defaults, and of the
 defaults with the tutorial's model (the same architecture as the tutorial preset, so the speed-up of the
@@ -12,6 +13,10 @@ training recipe alone), on the same images, in one process: through the whole in
 (reading, augmentation, resizing in the DataProvider, as train.py trains), and for the model alone
 on in-memory batches (the limit). Steady state: the first WARMUP_STEPS steps (graph tracing) are
 not timed.
+
+pipeline: samples/s of the input pipeline alone (train.py's data_provider with the defaults'
+augmentation, batches taken as fit() takes them) with one worker process and with N, and of the
+model alone training on in-memory batches: the pipeline keeps the model fed while it is faster.
 
 budget: what a user gets from M minutes of training: train.py --minutes M with the tutorial preset,
 then the defaults (then each --variant), on DIR's splits/; each ONNX export is scored on the
@@ -216,6 +221,70 @@ def bench_train(args):
               f"model alone {alone_rate:6.0f} samples/s")
     print(f"  defaults / tutorial: {rates['default'] / rates['tutorial']:.2f}x; the defaults with the tutorial model / tutorial "
           f"(same architecture): {rates['tutorial model'] / rates['tutorial']:.2f}x")
+
+
+def pipeline_rate(provider, batches):
+    """Samples/s of the input pipeline alone: `batches` batches taken as fit() takes them (Keras's
+    PyDataset adapter, its worker processes started again each epoch), over as many epochs as that
+    needs; timed from the end of the first batch (the workers' start), best of REPEATS rounds."""
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter  # what fit() iterates
+
+    best = float("inf")
+    for _ in range(REPEATS):
+        adapter, samples, start = PyDatasetAdapter(provider), 0, None
+        while start is None or samples < batches * provider._batch_size:
+            adapter.on_epoch_begin()
+            for images, _ in adapter.get_numpy_iterator():
+                if start is None:
+                    start = time.perf_counter()
+                else:
+                    samples += len(images)
+                if samples >= batches * provider._batch_size:
+                    break
+            adapter.on_epoch_end()
+        best = min(best, (time.perf_counter() - start) / samples)
+    return 1 / best
+
+
+def bench_pipeline(args):
+    from train import compile_model, data_provider, training_augmentors  # first: it sets TensorFlow's CPU options
+
+    import keras
+
+    from configs import ModelConfigs
+    from data_pipeline import usable_cores
+    from distribute import set_mixed_precision
+    from iam_words import DatasetError, parse_words_txt
+
+    try:
+        words = parse_words_txt(args.data_dir)
+        rows = [(path, label) for _, path, label in words]
+        configs = ModelConfigs()
+        configs.vocab = "".join(sorted(set("".join(label for _, label in rows))))
+        configs.max_text_length = max(len(label) for _, label in rows)
+        configs.mixed_precision = set_mixed_precision(configs.mixed_precision)
+        provider = data_provider(rows, configs, configs.batch_size, training_augmentors(configs.augmentation),
+                                 shuffle=True)
+    except DatasetError as e:
+        sys.exit(f"error: {e}")
+    print(f"{len(rows)} images from {args.data_dir} decoded into memory ({provider.cache.nbytes / 2**20:.0f} MB) "
+          f"in {provider.cache.seconds:.1f} s; {usable_cores()} CPU cores; default preset ({configs.augmentation} "
+          f"augmentation, batch {configs.batch_size}); best of {REPEATS} rounds")
+    keras.utils.set_random_seed(0)
+    in_memory = [provider[i] for i in range(min(len(provider), WARMUP_STEPS + args.steps))]
+    images, labels = keras.tree.map_structure(lambda *parts: np.concatenate(parts), *in_memory)
+    alone_rate = training_rate(compile_model(configs), (images, labels), args.steps, configs.batch_size)
+    print(f"  model alone, training on in-memory batches ({configs.mixed_precision} precision): "
+          f"{alone_rate:.0f} samples/s")
+    rates = {}
+    for workers in sorted({1, args.workers}):
+        provider.workers = workers
+        rates[workers] = pipeline_rate(provider, args.batches)
+    if args.workers > 1:
+        print(f"  pipeline alone, 1 worker: {rates[1]:.0f} samples/s")
+    print(f"  pipeline alone, {args.workers} worker{'s' if args.workers > 1 else ''}"
+          f"{f' ({rates[args.workers] / rates[1]:.2f}x one worker)' if args.workers > 1 else ''}: "
+          f"{rates[args.workers]:.0f} samples/s")
 
 
 def bench_budget(args):
@@ -441,6 +510,13 @@ def main(argv=None):
     train.add_argument("--data-dir", help="a folder in the IAM words layout (default: the demo set)")
     train.add_argument("--steps", type=int, default=40, help="timed training steps per measurement (default %(default)s)")
     train.set_defaults(run=bench_train)
+    pipeline = subcommands.add_parser("pipeline", help="samples/s of the input pipeline alone, 1 and N workers, "
+                                                       "and of the model alone")
+    pipeline.add_argument("--data-dir", required=True, help="a folder in the IAM words layout")
+    pipeline.add_argument("--workers", type=int, default=2, help="worker processes (default %(default)s)")
+    pipeline.add_argument("--batches", type=int, default=300, help="timed batches per round (default %(default)s)")
+    pipeline.add_argument("--steps", type=int, default=40, help="timed training steps of the model alone (default %(default)s)")
+    pipeline.set_defaults(run=bench_pipeline)
     budget = subcommands.add_parser("budget", help="CER after M minutes of training: tutorial preset vs defaults")
     budget.add_argument("--minutes", type=float, required=True, help="training budget of each run")
     budget.add_argument("--data-dir", required=True, help="a folder in the IAM words layout with splits/train.txt, valid.txt")
@@ -456,8 +532,8 @@ def main(argv=None):
     pages.add_argument("--seed", type=int, default=0, help="seed of the page composer (default %(default)s)")
     pages.set_defaults(run=bench_pages)
     args = parser.parse_args(argv)
-    if getattr(args, "steps", 1) < 1 or getattr(args, "minutes", 1) <= 0:
-        parser.error("--steps and --minutes must be above 0")
+    if min(getattr(args, name, 1) for name in ("steps", "workers", "batches")) < 1 or getattr(args, "minutes", 1) <= 0:
+        parser.error("--steps, --workers, --batches and --minutes must be above 0")
     if getattr(args, "pages", 1) < 1 or getattr(args, "lines", 1) < 1:
         parser.error("--pages and --lines must be at least 1")
     try:

@@ -36,17 +36,15 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from keras.callbacks import CSVLogger, EarlyStopping, ReduceLROnPlateau, TensorBoard
-from mltu.annotations.images import CVImage
 from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomGaussianBlur, RandomRotate, RandomSharpen
-from mltu.preprocessors import ImageReader
 from mltu.tensorflow.callbacks import TrainLogger
-from mltu.tensorflow.dataProvider import DataProvider
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
 from augmentors import CropToInk, RandomNoise, RandomPhoto, RandomShear
 from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
                        TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
 from configs import PRESETS, ModelConfigs
+from data_pipeline import ImageCache, SeededDataProvider, default_workers
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
 from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
@@ -104,6 +102,9 @@ def parse_args(argv=None):
     data.add_argument("--dataset", choices=["iam", "demo"], default="iam",
                       help="iam: download the IAM words archive (default); demo: generate the embedded "
                            "offline set of synthetic handwriting in Datasets/Demo_Words")
+    data.add_argument("--demo-words", type=positive_int, default=3000, metavar="N",
+                      help="with --dataset demo: how many word images to generate (default %(default)s; 100000 is "
+                           "about IAM's size, README: Training on IAM)")
     data.add_argument("--data-dir", metavar="DIR",
                       help="train on your own folder instead of --dataset: DIR/labels.csv with the columns image_path,label "
                            "(paths relative to DIR; README: Train on your own handwriting), or an extracted folder in "
@@ -174,7 +175,7 @@ def parse_args(argv=None):
     train.add_argument("--seed", type=int, default=42, help="for the split, weights and augmentation (default %(default)s)")
     train.add_argument("--resume", metavar="DIR",
                        help="continue an interrupted run from DIR's last checkpoint, with its data split and settings "
-                            "(--epochs, --minutes, --strategy and --jit-compile may be given anew)")
+                            "(--epochs, --minutes, --strategy, --workers and --jit-compile may be given anew)")
     scale = parser.add_argument_group("several GPUs or machines, speed (README: GPUs and several machines)")
     scale.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker"], default="auto",
                        help="auto: mirrored when this machine has more than one GPU, else default (the default); "
@@ -187,6 +188,10 @@ def parse_args(argv=None):
                             "recent GPUs and CPUs with bfloat16 instructions; auto: bfloat16 where the hardware has "
                             "it, else off; the exported ONNX model is float32 "
                             f"(default: {defaults.mixed_precision}, tutorial {tutorial.mixed_precision})")
+    scale.add_argument("--workers", type=positive_int,
+                       help="processes that prepare the training batches (read, augment, resize) while the model "
+                            "trains; the batches are the same for any number (default: all cores but one with a GPU, "
+                            "one per 8 cores without)")
     scale.add_argument("--jit-compile", action="store_true",
                        help="compile the training step with XLA; today XLA cannot compile this model's CTC decoding "
                             "and stops with an error naming the op (default: off)")
@@ -195,7 +200,7 @@ def parse_args(argv=None):
     if args.preset == "seed":
         args.preset = "tutorial"
     if args.resume:
-        fixed = ["--dataset", "--data-dir", "--train-csv", "--val-csv", "--init-from", "--archive", "--dataset-url",
+        fixed = ["--dataset", "--demo-words", "--data-dir", "--train-csv", "--val-csv", "--init-from", "--archive", "--dataset-url",
                  "--split", "--keep-er", "--preset", "--architecture", "--augmentation", "--dropout", "--ctc-shortcut",
                  "--lr-schedule", "--warmup", "--freeze-cnn", "--keep-aspect-ratio", "--batch-size", "--learning-rate",
                  "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
@@ -255,7 +260,7 @@ def new_run(args, configs):
                     raise DatasetError(f"{dataset_dir} holds neither labels.csv (columns image_path,label) nor words.txt "
                                        "(IAM words layout): see README: Train on your own handwriting")
             elif args.dataset == "demo":
-                dataset_dir = generate_demo_words()
+                dataset_dir = generate_demo_words(num_words=args.demo_words)
             else:
                 dataset_dir = download_iam_words(url=args.dataset_url, archive=args.archive)
             words = parse_words_txt(dataset_dir, drop_er=not args.keep_er)
@@ -320,16 +325,19 @@ def as_model_inputs(images, labels, ctc_shortcut=False):
     return images, ({"output": labels, "shortcut": labels} if ctc_shortcut else labels)
 
 
-def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
-    """Step 3, the data pipeline: read the image, augment it (training only), resize it to the
-    model's input, turn the label into vocabulary indices padded to a fixed length (padding =
-    len(vocab), the CTC blank), and batch."""
-    provider = DataProvider(
-        dataset=rows,
-        skip_validation=True,
-        batch_size=batch_size,
+def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False, seed=0, epoch=0, workers=1):
+    """Step 3, the data pipeline: read the image (decoded once, data_pipeline.ImageCache), augment
+    it (training only), resize it to the model's input, turn the label into vocabulary indices
+    padded to a fixed length (padding = len(vocab), the CTC blank), and batch. `workers` processes
+    prepare the batches while the model trains; each sample's augmentation and each epoch's order
+    depend only on (seed, epoch, sample index), so any number of workers gives the same batches."""
+    provider = SeededDataProvider(
+        rows,
+        ImageCache([path for path, _ in rows]),
+        seed=seed,
         shuffle=shuffle,
-        data_preprocessors=[ImageReader(CVImage)],
+        epoch=epoch,
+        batch_size=batch_size,
         augmentors=list(augmentors),
         transformers=[
             CropToInk(),  # as inference does it (ImageToWordModel.resize): a loose crop fills the width like a tight one
@@ -342,10 +350,8 @@ def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
         batch_postprocessors=[functools.partial(as_model_inputs, ctc_shortcut=configs.ctc_shortcut > 0)],
     )
     # mltu's DataProvider never calls Keras 3's PyDataset.__init__, so fit() would ignore
-    # workers=... and prepare every batch in the training loop. One worker thread prepares
-    # the next batches while the model trains (more threads would make augmentation order,
-    # and so the run, non-reproducible).
-    keras.utils.PyDataset.__init__(provider, workers=1, use_multiprocessing=False)
+    # workers=... and prepare every batch in the training loop.
+    keras.utils.PyDataset.__init__(provider, workers=workers, use_multiprocessing=True)
     return provider
 
 
@@ -362,6 +368,25 @@ def training_augmentors(name):
     return [RandomBrightness(), RandomErodeDilate(kernel_size=(2, 2)), RandomSharpen(),
             RandomShear(max_shear=0.5), RandomRotate(angle=3, borderValue=(255, 255, 255)),
             RandomGaussianBlur(sigma=1.0, random_chance=0.2), RandomNoise(random_chance=0.2), RandomPhoto(random_chance=0.5)]
+
+
+def data_pipelines(splits, configs, args, replicas, resume_state):
+    """Step 3 for training and validation (data_provider above). Under a strategy each batch is
+    the global batch: Keras splits it between the replicas."""
+    workers = args.workers or default_workers(gpus=len(tf.config.list_logical_devices("GPU")))
+    try:
+        train_data = data_provider(splits["train"], configs, configs.batch_size * replicas,
+                                   training_augmentors(configs.augmentation), shuffle=True, seed=args.seed,
+                                   epoch=resume_state["next_epoch"] if resume_state else 0, workers=workers)
+        # Validation keeps no activations for gradients, so 4x larger batches fit and run faster.
+        val_data = data_provider(splits["val"], configs, configs.batch_size * replicas * 4, workers=workers)
+    except DatasetError as e:
+        sys.exit(f"error: {e}")
+    print(f"Data pipeline: {workers} worker process{'es' if workers > 1 else ''}; "
+          f"{len(splits['train']) + len(splits['val'])} images decoded into memory "
+          f"({(train_data.cache.nbytes + val_data.cache.nbytes) / 2**20:.0f} MB) in "
+          f"{train_data.cache.seconds + val_data.cache.seconds:.1f} s")
+    return train_data, val_data
 
 
 def compile_model(configs):
@@ -566,12 +591,8 @@ def main(argv=None):
               f"({configs.batch_size} per replica){'' if writes_files(strategy) else '; this worker keeps no files'}")
     check_free_space(configs.model_path)
 
-    # 3. The data pipeline (data_provider above), augmenting the training images only.
-    # Under a strategy each batch is the global batch: Keras splits it between the replicas.
-    train_data = data_provider(splits["train"], configs, configs.batch_size * replicas,
-                               training_augmentors(configs.augmentation), shuffle=True)
-    # Validation keeps no activations for gradients, so 4x larger batches fit and run faster.
-    val_data = data_provider(splits["val"], configs, configs.batch_size * replicas * 4)
+    # 3. The data pipeline (data_pipelines above), augmenting the training images only.
+    train_data, val_data = data_pipelines(splits, configs, args, replicas, resume_state)
 
     # 4. The model (build_models and compile_model above).
     model, float32_model = build_models(configs, strategy, args, resume_state)
