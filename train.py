@@ -200,8 +200,8 @@ def parse_args(argv=None):
     if args.preset == "seed":
         args.preset = "tutorial"
     if args.resume:
-        fixed = ["--dataset", "--demo-words", "--data-dir", "--train-csv", "--val-csv", "--init-from", "--archive", "--dataset-url",
-                 "--split", "--keep-er", "--preset", "--architecture", "--augmentation", "--dropout", "--ctc-shortcut",
+        fixed = ["--dataset", "--demo-words", "--data-dir", "--train-csv", "--val-csv", "--init-from", "--archive",
+                 "--dataset-url", "--split", "--keep-er", "--preset", "--architecture", "--augmentation", "--dropout", "--ctc-shortcut",
                  "--lr-schedule", "--warmup", "--freeze-cnn", "--keep-aspect-ratio", "--batch-size", "--learning-rate",
                  "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
         clashes = [flag for flag in fixed if any(a == flag or a.startswith(flag + "=") for a in argv)]
