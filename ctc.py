@@ -64,9 +64,11 @@ class CWERMetric(keras.metrics.Metric):
         truth = tf.SparseTensor(where, tf.gather_nd(y_true, where), tf.shape(y_true, out_type=tf.int64))
 
         cer = tf.edit_distance(tf.cast(decoded[0], tf.int64), truth, normalize=True)
-        self.cer_sum.assign_add(tf.reduce_sum(cer))
-        self.wer_sum.assign_add(tf.reduce_sum(tf.cast(tf.not_equal(cer, 0.0), tf.float32)))
-        self.words.assign_add(tf.cast(tf.shape(y_true)[0], tf.float32))
+        # Words count by their sample weight: 0 for the padding of a last batch (distribute.py).
+        weight = tf.ones_like(cer) if sample_weight is None else tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
+        self.cer_sum.assign_add(tf.reduce_sum(cer * weight))
+        self.wer_sum.assign_add(tf.reduce_sum(tf.cast(tf.not_equal(cer, 0.0), tf.float32) * weight))
+        self.words.assign_add(tf.reduce_sum(weight))
 
     def result(self):
         return {

@@ -45,8 +45,8 @@ from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, Re
 from configs import PRESETS, ModelConfigs
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
-from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
-                        writes_files)
+from distribute import (DeviceSetupError, PaddedLastBatch, PeerWatchdog, WholeGlobalBatches, make_strategy,
+                        set_mixed_precision, share_batch_norm_statistics, stop_worker, writes_files)
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
 from model import build_model, reader_of
 from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
@@ -158,6 +158,10 @@ def parse_args(argv=None):
     scale.add_argument("--jit-compile", action="store_true",
                        help="compile the training step with XLA; today XLA cannot compile this model's CTC decoding "
                             "and stops with an error naming the op (default: off)")
+    scale.add_argument("--peer-timeout", type=positive_float, default=600, metavar="SECONDS",
+                       help="with --strategy multiworker: a worker that makes no progress for this long (another "
+                            "worker died or hangs) exits with an error instead of waiting forever; more than the "
+                            "slowest step plus one validation pass (default %(default)g)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.resume:
@@ -371,6 +375,14 @@ def main(argv=None):
     preview_images, _ = val_data[0]
     preview_images = preview_images[:8].astype(np.uint8)
     preview_labels = [label for _, label in splits["val"][:len(preview_images)]]
+    validation_data = val_data
+    if replicas > 1:
+        # Every replica needs a share of every batch, the last one too (distribute.py says why and what it costs).
+        try:
+            train_data = WholeGlobalBatches(train_data, configs.batch_size * replicas, len(splits["train"]))
+        except DeviceSetupError as e:
+            sys.exit(f"error: {e}")
+        validation_data = PaddedLastBatch(val_data, configs.batch_size * replicas * 4)
 
     # 4. The model (compile_model above), built in the strategy's scope, so its variables and
     # the optimizer's live on every replica.
@@ -410,7 +422,7 @@ def main(argv=None):
         schedule_callbacks = [early_stopping, reduce_lr]
     last_checkpoint = ResumableCheckpoint(configs.model_path, best_checkpoint, counters, resume_state)
     stop_on_signal_or_nan = StopOnSignalOrNaN()
-    callbacks = [Float32Validation(float32_model, val_data)] + schedule_callbacks + [
+    callbacks = [Float32Validation(float32_model, validation_data)] + schedule_callbacks + [
         best_checkpoint,
         last_checkpoint,
         TrainLogger(configs.model_path),
@@ -420,6 +432,8 @@ def main(argv=None):
                           reader=reader_of(float32_model)),
         stop_on_signal_or_nan,
     ] + ([TrainingTimeLimit(args.minutes)] if args.minutes else [])
+    if args.strategy == "multiworker":
+        callbacks.append(PeerWatchdog(args.peer_timeout))
     speed = TrainingSpeed(configs.batch_size * replicas, len(splits["train"]))
     callbacks.append(speed)
     interrupted = None
@@ -439,6 +453,12 @@ def main(argv=None):
         reason = getattr(e, "strerror", None) or "No space left on device"
         sys.exit(f"error: could not write in {configs.model_path} ({reason}); the last good checkpoint is "
                  f"intact: free some space, then python train.py --resume {configs.model_path}")
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+        if args.strategy != "multiworker":
+            raise
+        # TensorFlow's coordination service noticed a worker that stopped sending heartbeats (killed, crashed).
+        peers = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", e.message))) or ["a peer"]
+        stop_worker(f"the multi-worker run lost {', '.join(peers)} ({type(e).__name__})")
     except tf.errors.InvalidArgumentError as e:
         unsupported = sorted(set(re.findall(r"No registered '(\w+)' OpKernel for (\w+)", str(e))))
         if not (args.jit_compile and unsupported):
