@@ -40,14 +40,16 @@ from mltu.tensorflow.dataProvider import DataProvider
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
 from augmentors import RandomNoise, RandomShear
-from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
-                       TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
+from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, RunTimeEstimate,
+                       StopOnSignalOrNaN, TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule,
+                       write_json_atomically)
 from configs import PRESETS, ModelConfigs
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
 from distribute import (DeviceSetupError, PaddedLastBatch, PeerWatchdog, WholeGlobalBatches, make_strategy,
                         set_mixed_precision, share_batch_norm_statistics, stop_worker, writes_files)
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
+from inferenceModel import ImageToWordModel, predict_files, read_labelled_csv, score
 from model import build_model, reader_of
 from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
 from preview import ValidationPreview
@@ -98,8 +100,9 @@ def parse_args(argv=None):
                       help="with --dataset iam: an IAM_Words.zip or words.tgz you downloaded yourself, instead of downloading")
     data.add_argument("--dataset-url", default=IAM_WORDS_URL, help="with --dataset iam: where to download IAM_Words.zip from")
     data.add_argument("--split", choices=["auto", "random", "aachen"], default="auto",
-                      help="auto: the folder's splits/ lists when present, else random; random: 90/10 of the words "
-                           "with --seed; aachen: the writer-independent RWTH Aachen split of IAM (adds test.csv)")
+                      help="auto: aachen for IAM (--dataset iam, downloaded or --archive); for a folder, its splits/ "
+                           "lists when present, else random; random: 90/10 of the words with --seed; aachen: the "
+                           "writer-independent RWTH Aachen split of IAM (adds test.csv, scored at the end)")
     data.add_argument("--keep-er", action="store_true",
                       help="keep IAM words whose segmentation is flagged 'er' (dropped by default: their boxes are wrong)")
     train = parser.add_argument_group("training (defaults: the --preset's settings in configs.py)")
@@ -122,8 +125,9 @@ def parse_args(argv=None):
                        help="yes: scale words to fit the input and pad with white; no: stretch them to it "
                             "(default: the preset's)")
     train.add_argument("--epochs", type=positive_int,
-                       help="most epochs to train; early stopping may end sooner (default: the preset's, "
-                            f"{defaults.train_epochs} for default, {seed.train_epochs} for seed)")
+                       help="most epochs to train; early stopping may end sooner (default: the preset's: for "
+                            f"default, enough epochs for {defaults.train_samples:,} training images and at least "
+                            f"{defaults.min_epochs}; {seed.train_epochs} for seed)")
     train.add_argument("--minutes", type=positive_float,
                        help="stop training after this many minutes of wall-clock time, then export the best epoch as usual")
     train.add_argument("--batch-size", type=positive_int,
@@ -201,7 +205,13 @@ def new_run(args, configs):
         else:
             dataset_dir = download_iam_words(url=args.dataset_url, archive=args.archive)
         words = parse_words_txt(dataset_dir, drop_er=not args.keep_er)
-        splits = split_words(words, args.split, dataset_dir, seed=args.seed)
+        split = args.split
+        if split == "auto" and not args.data_dir and args.dataset == "iam":
+            # IAM itself: the split papers report on, writers disjoint between train, validation and
+            # test. A random split puts the same writers in training and validation and flatters val_CER.
+            print("split auto: IAM, so the RWTH Aachen split by writer")
+            split = "aachen"
+        splits = split_words(words, split, dataset_dir, seed=args.seed)
     except DatasetError as e:
         sys.exit(f"error: {e}")
 
@@ -209,6 +219,10 @@ def new_run(args, configs):
     labels = [label for _, _, label in words]
     configs.vocab = "".join(sorted(set("".join(labels))))
     configs.max_text_length = max(len(label) for label in labels)
+    if configs.train_epochs is None:  # the default preset's length scales with the data (configs.py)
+        configs.train_epochs = max(configs.min_epochs, math.ceil(configs.train_samples / len(splits["train"])))
+        print(f"Training for {configs.train_epochs} epochs ({configs.train_epochs * len(splits['train']):,} images; "
+              "--epochs or --minutes to change)")
     try:
         configs.save()
         # The split is saved before training, so inferenceModel.py can score any checkpoint,
@@ -313,6 +327,19 @@ def compile_model(configs):
         metrics=metrics,
     )
     return model
+
+
+def score_test_set(model_dir):
+    """Step 7, when the split has a test part (--split aachen): the exported ONNX model reads the
+    test words once, at the very end. Nothing chose the model or its settings on them, so these
+    are the figures to compare with papers; they go to test_scores.json beside the model."""
+    rows = read_labelled_csv(os.path.join(model_dir, "test.csv"))
+    predictions = predict_files(ImageToWordModel(model_dir), [path for path, _ in rows], batch_size=64)
+    summary, _ = score(rows, predictions)
+    write_json_atomically(summary, os.path.join(model_dir, "test_scores.json"))
+    print(f"Test set, {summary['words']} words by writers unseen in training: CER {summary['corpus_cer']:.2%}, "
+          f"average CER {summary['average_cer']:.2%}, word accuracy {summary['word_accuracy']:.2%} "
+          f"({os.path.join(model_dir, 'test_scores.json')})")
 
 
 def new_configs(args):
@@ -435,7 +462,7 @@ def main(argv=None):
     if args.strategy == "multiworker":
         callbacks.append(PeerWatchdog(args.peer_timeout))
     speed = TrainingSpeed(configs.batch_size * replicas, len(splits["train"]))
-    callbacks.append(speed)
+    callbacks += [speed, RunTimeEstimate(configs.train_epochs, args.minutes, on_gpu=bool(tf.config.list_logical_devices("GPU")))]
     interrupted = None
     try:
         model.fit(train_data, epochs=configs.train_epochs, callbacks=callbacks,
@@ -500,6 +527,8 @@ def main(argv=None):
     if difference > 1e-4:
         sys.exit(f"error: the ONNX model's outputs differ from Keras by {difference:.2g} (> 1e-4); do not use {onnx_path}")
     print(f"Exported {onnx_path} (ONNX vs Keras max difference {difference:.1e} on {len(images)} validation images)")
+    if os.path.exists(os.path.join(configs.model_path, "test.csv")):
+        score_test_set(configs.model_path)
     if interrupted:
         sys.exit(f"error: training stopped early: {interrupted}. The best epoch so far is exported; continue "
                  f"from the last good checkpoint with: python train.py --resume {configs.model_path}")
