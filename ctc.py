@@ -71,9 +71,16 @@ class CWERMetric(keras.metrics.Metric):
         self.words.assign_add(tf.reduce_sum(weight))
 
     def result(self):
+        cer_sum, wer_sum, words = self.cer_sum, self.wer_sum, self.words
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            # Under several replicas Keras calls result() on each replica's own words and reports the
+            # mean of those averages, which is off when the replicas scored different numbers of
+            # words (a short last batch). The sums over all replicas give every word the same weight.
+            cer_sum, wer_sum, words = replica.all_reduce("sum", [tf.identity(v) for v in (cer_sum, wer_sum, words)])
         return {
-            "CER": tf.math.divide_no_nan(self.cer_sum, self.words),
-            "WER": tf.math.divide_no_nan(self.wer_sum, self.words),
+            "CER": tf.math.divide_no_nan(cer_sum, words),
+            "WER": tf.math.divide_no_nan(wer_sum, words),
         }
 
     def get_config(self):

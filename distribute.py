@@ -136,8 +136,8 @@ class PaddedLastBatch(keras.utils.PyDataset):
     one is filled up with copies of its first image that carry sample weight 0, the others
     weight 1. Every word is scored exactly once (CWERMetric in ctc.py counts words by weight),
     none is dropped. What it costs: the padding's compute, less than one batch per validation,
-    and val_loss is averaged over the padding too (it reads lower by the padding's share of
-    the words; val_CER and val_WER are exact)."""
+    and val_loss, which Keras averages over whole batches, reads lower by about the padding's
+    share of the words (val_CER and val_WER, what the run watches, are exact)."""
 
     def __init__(self, data, global_batch_size):
         super().__init__(workers=data.workers, use_multiprocessing=data.use_multiprocessing,

@@ -49,7 +49,6 @@ from demo_words import generate_demo_words
 from distribute import (DeviceSetupError, PaddedLastBatch, PeerWatchdog, WholeGlobalBatches, make_strategy,
                         set_mixed_precision, share_batch_norm_statistics, stop_worker, writes_files)
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
-from inferenceModel import ImageToWordModel, predict_files, read_labelled_csv, score
 from model import build_model, reader_of
 from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
 from preview import ValidationPreview
@@ -324,7 +323,8 @@ def compile_model(configs):
         optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate, weight_decay=configs.weight_decay or None),
         loss=loss,
         loss_weights=loss_weights,
-        metrics=metrics,
+        # Weighted: the padding of a last validation batch under several replicas has weight 0 (distribute.py).
+        weighted_metrics=metrics,
     )
     return model
 
@@ -333,6 +333,8 @@ def score_test_set(model_dir):
     """Step 7, when the split has a test part (--split aachen): the exported ONNX model reads the
     test words once, at the very end. Nothing chose the model or its settings on them, so these
     are the figures to compare with papers; they go to test_scores.json beside the model."""
+    # Imported when needed, as in onnx_export.py: importing onnxruntime writes a file into the temporary folder.
+    from inferenceModel import ImageToWordModel, predict_files, read_labelled_csv, score
     rows = read_labelled_csv(os.path.join(model_dir, "test.csv"))
     predictions = predict_files(ImageToWordModel(model_dir), [path for path, _ in rows], batch_size=64)
     summary, _ = score(rows, predictions)
