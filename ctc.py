@@ -43,7 +43,7 @@ class CTCLoss(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="htr")
 class CWERMetric(keras.metrics.Metric):
-    """Average character error rate per word (edits / label length, the seed's "CER") and
+    """Average character error rate per word (edits / label length, the original tutorial's "CER") and
     word error rate (share of words with any error), from greedy CTC decoding."""
 
     def __init__(self, padding_token, name="CWER", **kwargs):

@@ -10,6 +10,7 @@ per step) reads as text by merging repeats and then dropping blanks: "hh-e-ll-lo
   probability of all its paths, so it finds a word whose probability is spread over many paths.
 - lexicon_decode: the word of a word list that the model finds most likely, unless the free
   decode is clearly more likely (the word is not in the list).
+- confidences: how sure the model is of each decoded text, whichever decoder chose it.
 
 Why our own beam search: pyctcdecode 0.5.0, the maintained CTC beam decoder on PyPI, requires
 numpy<2 (this project uses numpy 2), and it is built for speech: it splits text on spaces and
@@ -81,7 +82,8 @@ def beam_search(probabilities, vocab, beam_width=10):
 
 def ctc_log_likelihoods(probabilities, texts, vocab):
     """log p(text | image) for each of `texts` (all characters in vocab), summed over every path:
-    the CTC forward algorithm, run on all texts at once.
+    the CTC forward algorithm, run on all texts at once. `probabilities` is (T, len(vocab) + 1)
+    for one image that every text is scored on, or (len(texts), T, len(vocab) + 1): an image per text.
 
     A text's paths run through its characters with blanks between them and at both ends,
     e.g. "-h-e-l-l-o-". At each step a path stays on its symbol, moves to the next one, or
@@ -89,23 +91,26 @@ def ctc_log_likelihoods(probabilities, texts, vocab):
     text's rescaled to add up to 1 after every step so they cannot underflow; the logs of the
     scales add up to the log-likelihood (the same numbers as summing in log space, 4x faster)."""
     p = np.asarray(probabilities, dtype=np.float64)
-    blank = len(vocab)
+    if p.ndim == 2:
+        p = np.broadcast_to(p, (len(texts), *p.shape))  # a view: the one image is not copied
+    blank = p.shape[-1] - 1
     index = {c: i for i, c in enumerate(vocab)}
-    lengths = np.array([len(text) for text in texts])
+    lengths = np.array([len(text) for text in texts], dtype=int)
     symbols = np.full((len(texts), 2 * max(lengths, default=0) + 1), blank)  # "-h-e-l-l-o-", padded with blanks
     for row, text in enumerate(texts):
         symbols[row, 1:2 * len(text):2] = [index[c] for c in text]
     can_skip = np.zeros(symbols.shape, dtype=bool)
     can_skip[:, 2:] = (symbols[:, 2:] != blank) & (symbols[:, 2:] != symbols[:, :-2])
 
-    alpha = np.zeros(symbols.shape)  # probability of being on each symbol after the current step, rescaled
-    alpha[:, :2] = p[0][symbols[:, :2]]
+    # probability of being on each symbol after the current step, rescaled
+    alpha = np.take_along_axis(p[:, 0], symbols, axis=1)
+    alpha[:, 2:] = 0
     log_scale = np.zeros(len(texts))
-    for step in p[1:]:
+    for step in range(1, p.shape[1]):
         moved = alpha.copy()
         moved[:, 1:] += alpha[:, :-1]
         moved[:, 2:] += np.where(can_skip[:, 2:], alpha[:, :-2], 0)
-        alpha = moved * step[symbols]
+        alpha = moved * np.take_along_axis(p[:, step], symbols, axis=1)
         scale = alpha.sum(axis=1, keepdims=True)
         scale[scale == 0] = 1  # an impossible text stays at 0
         alpha /= scale
@@ -115,6 +120,15 @@ def ctc_log_likelihoods(probabilities, texts, vocab):
     end = alpha[rows, 2 * lengths] + np.where(lengths > 0, alpha[rows, 2 * lengths - 1], 0)
     with np.errstate(divide="ignore"):
         return np.log(end) + log_scale
+
+
+def confidences(probabilities, texts, vocab):
+    """(batch, T, len(vocab) + 1) probabilities and one decoded text per image -> one confidence
+    per text in [0, 1]: the model's probability of the text, p(text | image), summed over every
+    path (ctc_log_likelihoods). The same measure for greedy, beam and lexicon readings."""
+    if not len(texts):
+        return []
+    return np.clip(np.exp(ctc_log_likelihoods(probabilities, texts, vocab)), 0, 1).tolist()
 
 
 def read_lexicon(path, vocab):

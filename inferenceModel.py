@@ -2,13 +2,16 @@
 
     python inferenceModel.py                            # newest model under Models/, scored on its val.csv
     python inferenceModel.py --model DIR --csv FILE     # any model (.onnx or its folder), any labelled CSV
-    python inferenceModel.py --model DIR a.png words/   # unlabelled images: prints path<TAB>text
+    python inferenceModel.py --model DIR a.png words/   # unlabelled images: prints path<TAB>text<TAB>confidence
     python inferenceModel.py --decoder beam --lexicon Models/.../lexicon.txt   # slower, more accurate
     python inferenceModel.py --quantize --preview preview.png                  # int8 model; see the results
+    python inferenceModel.py --page scan.jpg --output-dir pages/ --preview     # a whole line or page: words, lines, text
 
 The .onnx file is all it needs: train.py stores the vocabulary and input size in its metadata.
+A page's way to text: segmentation.py finds its lines and words, ImageToWordModel.read_page reads them.
 An image's way to a word, top to bottom: read_image -> ImageToWordModel.resize -> .probabilities
-(the network) -> .decode (ctc_decoding.py). predict_files runs it over many files in batches.
+(the network) -> .decode (ctc_decoding.py), which also gives each text a confidence: the model's
+probability of that text. predict_files runs it over many files in batches.
 """
 import argparse
 import glob
@@ -26,11 +29,14 @@ from mltu.transformers import ImageResizer
 from mltu.utils.text_utils import edit_distance
 from tqdm import tqdm
 
-from ctc_decoding import beam_search, greedy_decode, lexicon_decode, read_lexicon
+from ctc_decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
+from segmentation import find_words, reading_images
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 IMAGE_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
 PREVIEW_IMAGES = 24  # --preview shows the first this many images
+MAX_PAGE_PIXELS = 50_000_000  # read_page works on the full image: a 48-megapixel phone photo, not much more
+PAGE_BATCH = 64  # read_page reads this many words per model call
 CALIBRATION_IMAGES = 256  # --quantize measures the network's value ranges on this many images
 # predict_files works on this many batches at once, one per core this process may use.
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -93,6 +99,12 @@ def session_options():
     return options
 
 
+def execution_providers():
+    """The GPU when onnxruntime-gpu is installed and finds one (README: GPUs), else the CPU."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
 class ImageToWordModel(OnnxInferenceModel):
     """The ONNX model plus what it needs around it: resizing in, CTC decoding out.
 
@@ -107,7 +119,7 @@ class ImageToWordModel(OnnxInferenceModel):
             raise ModelFileError(f"no model at {model_path}; pass --model with a .onnx file or a folder holding model.onnx")
         self.model_path = model_path
         try:
-            self.model = ort.InferenceSession(model_path, session_options(), providers=["CPUExecutionProvider"])
+            self.model = ort.InferenceSession(model_path, session_options(), providers=execution_providers())
         except Exception as e:
             raise ModelFileError(f"{model_path} is not a usable ONNX model ({str(e).splitlines()[0][:200]})") from e
 
@@ -149,25 +161,74 @@ class ImageToWordModel(OnnxInferenceModel):
         return self.model.run(self.output_names, {self.input_names[0]: np.asarray(images, dtype=np.float32)})[0]
 
     def decode(self, probabilities):
-        """Per-time-step probabilities -> texts, with the decoder and lexicon chosen in __init__."""
+        """Per-time-step probabilities -> (texts, confidences), with the decoder and lexicon chosen
+        in __init__; each confidence in [0, 1] is the model's probability of its text (ctc_decoding.confidences)."""
         if self.decoder == "greedy":
             texts = greedy_decode(probabilities, self.vocab)
         else:
             texts = [beam_search(p, self.vocab, self.beam_width)[0][0] for p in probabilities]
         if self.lexicon:
             texts = [lexicon_decode(p, text, self.lexicon, self.vocab) for p, text in zip(probabilities, texts)]
-        return texts
+        return texts, confidences(probabilities, texts, self.vocab)
 
     def predict_batch(self, images):
-        """BGR uint8 images of any size -> predicted strings, in one model call."""
+        """BGR uint8 images of any size -> (predicted strings, their confidences), in one model call."""
         return self.decode(self.probabilities(np.stack([self.resize(image) for image in images])))
 
     def predict(self, image):
-        return self.predict_batch([image])[0]
+        """One BGR uint8 image -> (text, confidence)."""
+        texts, text_confidences = self.predict_batch([image])
+        return texts[0], text_confidences[0]
+
+    def read_page(self, image):
+        """A BGR uint8 image of a word, a line or a page -> {"words": [{"box": [x, y, w, h], "text",
+        "confidence", "line"}, ...] in reading order, "lines": [{"box", "text"}, ...], "text": the lines
+        joined by newlines}; boxes in pixels of `image`. segmentation.py finds the words; each is read
+        from its own ink alone, black on white, cut in two ways (tight, as IAM cuts words, and to its
+        line's band, as gw_words does); the page is read the way the model is more confident of overall,
+        which is the way its training words were cut (per word, a confident misreading of the wrong cut
+        would win too often).
+        UnreadableImage for an image it cannot work on; a page without writing gives no words."""
+        check_page(image)
+        lines = find_words(image)
+        words = [(number, word) for number, line in enumerate(lines) for word in line]
+        readings = {"tight": ([], []), "band": ([], [])}  # texts and confidences of each cut
+        for start in range(0, len(words), PAGE_BATCH // 2):
+            cuts = [reading_images(word) for _, word in words[start:start + PAGE_BATCH // 2]]
+            batch_texts, batch_confidences = self.predict_batch([image for pair in cuts for image in pair])
+            for index, cut in enumerate(("tight", "band")):
+                readings[cut][0].extend(batch_texts[index::2])
+                readings[cut][1].extend(round(float(confidence), 4) for confidence in batch_confidences[index::2])
+        texts, certainties = max(readings.values(), key=lambda reading: sum(reading[1]))
+        result = {"words": [{"box": word.box, "text": text, "confidence": certainty, "line": number}
+                            for (number, word), text, certainty in zip(words, texts, certainties)], "lines": []}
+        for number, line in enumerate(lines):
+            left, top = min(word.box[0] for word in line), min(word.box[1] for word in line)
+            right = max(word.box[0] + word.box[2] for word in line)
+            bottom = max(word.box[1] + word.box[3] for word in line)
+            text = " ".join(word["text"] for word in result["words"] if word["line"] == number and word["text"])
+            result["lines"].append({"box": [left, top, right - left, bottom - top], "text": text})
+        result["text"] = "\n".join(line["text"] for line in result["lines"])
+        return result
+
+
+def check_page(image):
+    """UnreadableImage unless `image` is something read_page can look for writing in."""
+    if image is None or getattr(image, "size", 0) == 0:
+        raise UnreadableImage("empty image (no pixels)")
+    height, width = image.shape[:2]
+    if min(height, width) < 8:
+        raise UnreadableImage(f"too small ({width}x{height} pixels): a page needs at least 8 pixels each way")
+    if height * width > MAX_PAGE_PIXELS:
+        raise UnreadableImage(f"too large ({width}x{height}, {height * width / 1e6:.0f} megapixels): scale it down to at most "
+                              f"{MAX_PAGE_PIXELS / 1e6:.0f} megapixels")
+    if int(image.max()) - int(image.min()) < 8:
+        raise UnreadableImage("blank (one flat colour): there is nothing to read")
 
 
 def predict_files(model, paths, batch_size, progress=False):
-    """Predictions for image files: None for a file that cannot be read, reported in one line on stderr.
+    """(texts, confidences) for image files: None and None for a file that cannot be read, reported
+    in one line on stderr.
 
     Each core reads, resizes, runs and decodes a batch of its own, so both reading (OpenCV releases
     Python's GIL while it decodes and resizes) and the network keep every core busy."""
@@ -180,18 +241,20 @@ def predict_files(model, paths, batch_size, progress=False):
                 readable.append(row)
             except UnreadableImage as e:
                 tqdm.write(f"skipped {path}: {e}", file=sys.stderr)  # above the progress bar, not inside it
-        texts = [None] * len(batch)
+        texts, text_confidences = [None] * len(batch), [None] * len(batch)
         if readable:
-            for row, text in zip(readable, model.decode(model.probabilities(images[:len(readable)]))):
-                texts[row] = text
-        return texts
+            for row, text, confidence in zip(readable, *model.decode(model.probabilities(images[:len(readable)]))):
+                texts[row], text_confidences[row] = text, confidence
+        return texts, text_confidences
 
     batches = [paths[start:start + batch_size] for start in range(0, len(paths), batch_size)]
-    predictions = []
+    predictions, prediction_confidences = [], []
     with ThreadPoolExecutor(max_workers=CORES) as pool:
-        for texts in tqdm(pool.map(read_and_predict, batches), total=len(batches), disable=not progress, unit="batch"):
+        for texts, text_confidences in tqdm(pool.map(read_and_predict, batches), total=len(batches), disable=not progress,
+                                            unit="batch"):
             predictions += texts
-    return predictions
+            prediction_confidences += text_confidences
+    return predictions, prediction_confidences
 
 
 def newest_model_dir(root="Models"):
@@ -249,9 +312,23 @@ def score(rows, predictions):
     return summary, per_word_cer
 
 
-def write_predictions(rows, predictions, per_word_cer, output_path):
+def confidence_auroc(rows, predictions, prediction_confidences):
+    """How well the confidence ranks errors: the chance that a randomly chosen correct reading has a
+    higher confidence than a randomly chosen wrong one (ties count half), i.e. the area under the
+    ROC curve of confidence as a detector of correct readings. NaN unless some are right and some wrong."""
+    read = [(prediction == label, confidence) for (_, label), prediction, confidence
+            in zip(rows, predictions, prediction_confidences) if prediction is not None]
+    right = np.array([confidence for correct, confidence in read if correct])
+    wrong = np.sort([confidence for correct, confidence in read if not correct])
+    if not len(right) or not len(wrong):
+        return float("nan")
+    below, not_above = np.searchsorted(wrong, right, "left"), np.searchsorted(wrong, right, "right")
+    return float((below + not_above).sum() / 2 / (len(right) * len(wrong)))
+
+
+def write_predictions(rows, predictions, prediction_confidences, per_word_cer, output_path):
     frame = pd.DataFrame({"image_path": [path for path, _ in rows], "label": [label for _, label in rows],
-                          "prediction": predictions, "cer": per_word_cer})
+                          "prediction": predictions, "confidence": prediction_confidences, "cer": per_word_cer})
     frame.to_csv(output_path + ".tmp", index=False)
     os.replace(output_path + ".tmp", output_path)
 
@@ -329,12 +406,77 @@ def quantize_model(model_path):
     return int8_path
 
 
+def read_pages(model, paths, output_dir, preview):
+    """inferenceModel.py --page: each image's read_page result to output_dir/NAME.json ("image": its path),
+    its text to stdout and, with preview, its picture to output_dir/NAME.preview.png. An image that
+    cannot be read is reported in one line and the others go on; the exit code says if any failed."""
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as e:
+        sys.exit(f"error: cannot create --output-dir {output_dir}: {e.strerror or e}")
+    failed = 0
+    for path in paths:
+        try:
+            image = read_image(path)
+            result = {"image": path, **model.read_page(image)}
+        except UnreadableImage as e:
+            print(f"skipped {path}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        stem = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
+        try:
+            write_file(stem + ".json", page_json(result).encode("utf-8"))
+            if preview:
+                write_file(stem + ".preview.png", cv2.imencode(".png", draw_page(image, result))[1].tobytes())
+        except OSError as e:
+            sys.exit(f"error: cannot write {stem}.json: {e.strerror or e}; check that {output_dir} is writable")
+        print(f"== {path}: {len(result['words'])} words in {len(result['lines'])} lines -> {stem}.json")
+        print(result["text"] if result["words"] else "(no writing found)")
+    if failed:
+        sys.exit(f"error: {failed} of {len(paths)} images could not be read (listed above)")
+
+
+def page_json(result):
+    """read_page's result as JSON, one word or line per row."""
+    def rows(items):
+        return "[" + ",".join("\n  " + json.dumps(item, ensure_ascii=False) for item in items) + ("\n ]" if items else "]")
+    return "{\n" + ",\n".join([f' "image": {json.dumps(result["image"], ensure_ascii=False)}', f' "words": {rows(result["words"])}',
+                               f' "lines": {rows(result["lines"])}', f' "text": {json.dumps(result["text"], ensure_ascii=False)}']) + "\n}\n"
+
+
+def draw_page(image, result):
+    """The page with read_page's result on it: every word's box, and its reading above it on a white
+    label, green when the model is confident (>= 0.8), orange when less (>= 0.5), red below."""
+    page = image.copy()
+    heights = [word["box"][3] for word in result["words"]]
+    scale = max(0.4, float(np.median(heights)) / 80) if heights else 0.5  # readable at any resolution
+    thickness = max(1, round(2 * scale))
+    for word in result["words"]:
+        x, y, w, h = word["box"]
+        colour = (0, 150, 0) if word["confidence"] >= 0.8 else (0, 140, 255) if word["confidence"] >= 0.5 else (0, 0, 220)
+        cv2.rectangle(page, (x, y), (x + w - 1, y + h - 1), colour, thickness)
+        text = "".join(c if " " <= c <= "~" else "?" for c in word["text"]) or "?"  # OpenCV's font has ASCII only
+        (text_w, text_h), below = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(0, y - text_h - below - 2)
+        cv2.rectangle(page, (x, top), (x + text_w + 4, top + text_h + below + 2), (255, 255, 255), cv2.FILLED)
+        cv2.putText(page, text, (x + 2, top + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+    return page
+
+
+def write_file(path, data):
+    """Writes under a temporary name first, so no half-written file is left."""
+    with open(path + ".tmp", "wb") as f:
+        f.write(data)
+    os.replace(path + ".tmp", path)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("images", nargs="*", help="image files or folders to read (no labels: prints path<TAB>text)")
+    parser.add_argument("images", nargs="*",
+                        help="image files or folders to read (no labels: prints path<TAB>text<TAB>confidence)")
     parser.add_argument("--model", help="a .onnx file or a model folder (default: the newest model.onnx under Models/)")
     parser.add_argument("--csv", help="labelled images to score, columns image_path,label (default: the model folder's val.csv)")
-    parser.add_argument("--output", help="write image_path,label,prediction,cer for every scored row to this CSV")
+    parser.add_argument("--output", help="write image_path,label,prediction,confidence,cer for every scored row to this CSV")
     parser.add_argument("--batch-size", type=int, default=64, help="images per model call (default %(default)s)")
     parser.add_argument("--decoder", choices=["greedy", "beam"], default="greedy",
                         help="greedy: best character per time step (default); beam: CTC prefix beam search")
@@ -344,8 +486,17 @@ def main(argv=None):
                              "read the most likely of these words, unless the free reading is far more likely")
     parser.add_argument("--quantize", action="store_true",
                         help="make (or reuse) model.int8.onnx beside the model, calibrated on the folder's train.csv, and use it")
-    parser.add_argument("--preview", metavar="FILE.png", help=f"draw the first {PREVIEW_IMAGES} images with label and prediction")
+    parser.add_argument("--preview", metavar="FILE.png", nargs="?", const="",
+                        help=f"draw the first {PREVIEW_IMAGES} images with label and prediction; with --page (no FILE): "
+                             "draw each page's words and readings to DIR/NAME.preview.png")
+    parser.add_argument("--page", nargs="+", metavar="IMAGE",
+                        help="read whole lines or pages: find the words, read them, write DIR/NAME.json and print the text")
+    parser.add_argument("--output-dir", metavar="DIR", help="with --page: where the .json (and .preview.png) files go")
     args = parser.parse_args(argv)
+    if args.page and not args.output_dir:
+        parser.error("--page needs --output-dir DIR, the folder for the NAME.json results")
+    if args.preview == "" and not args.page:
+        parser.error("--preview needs a FILE.png to write (only with --page does it name the files itself)")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.beam_width < 1:
@@ -356,6 +507,8 @@ def main(argv=None):
         if args.quantize:
             model_path = quantize_model(model_path)
         model = ImageToWordModel(model_path, args.decoder, args.beam_width, args.lexicon)
+        if args.page:
+            return read_pages(model, args.page, args.output_dir, args.preview is not None)
         if args.images:
             rows = [(path, None) for path in list_images(args.images)]
             if not rows:
@@ -367,11 +520,12 @@ def main(argv=None):
     except ModelFileError as e:
         sys.exit(f"error: {e}")
 
-    predictions = predict_files(model, [path for path, _ in rows], args.batch_size, progress=not args.images)
+    predictions, prediction_confidences = predict_files(model, [path for path, _ in rows], args.batch_size,
+                                                        progress=not args.images)
     if args.images:
-        for (path, _), text in zip(rows, predictions):
+        for (path, _), text, confidence in zip(rows, predictions, prediction_confidences):
             if text is not None:
-                print(f"{path}\t{text}")
+                print(f"{path}\t{text}\t{confidence:.4f}")
     else:
         unknown = sorted(set("".join(label for _, label in rows)) - set(model.vocab))
         if unknown:
@@ -381,10 +535,12 @@ def main(argv=None):
         print(f"Average CER: {summary['average_cer']:.4f}")
         print(f"Corpus CER: {summary['corpus_cer']:.4f}")
         print(f"Word accuracy: {summary['word_accuracy']:.4f} ({summary['words']} words)")
+        auroc = confidence_auroc(rows, predictions, prediction_confidences)
+        print(f"Confidence AUROC: {auroc:.4f} (how often a correct reading has a higher confidence than a wrong one)")
     try:
         if args.output and not args.images:
             target = args.output
-            write_predictions(rows, predictions, per_word_cer, args.output)
+            write_predictions(rows, predictions, prediction_confidences, per_word_cer, args.output)
         if args.preview:
             target = args.preview
             from preview import write_preview  # preview.py also holds a Keras callback: load Keras only when asked

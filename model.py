@@ -1,8 +1,8 @@
 """Word recognizers: a residual CNN reads the word image into a sequence of feature vectors, a
 BiLSTM reads that sequence, and a softmax gives vocab + 1 (the CTC blank) probabilities per step.
 
-Two architectures (configs.py picks one): the seed tutorial's, and "columns", this project's
-default, which spends its multiply-adds where they pay (README: How fast and how good)."""
+Two architectures (configs.py picks one): the original tutorial's, and "columns", this
+project's default, which spends its multiply-adds where they pay (docs/experiments.md)."""
 import warnings
 
 from keras import layers
@@ -16,19 +16,19 @@ warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
 def build_model(configs):
     """The model configs.architecture names, for (height, width, 3) BGR images of 0-255; with a
     second output, the CTC shortcut, when configs.ctc_shortcut > 0 (reader_of drops it)."""
-    architecture = {"seed": seed_model, "columns": columns_model}[configs.architecture]
+    architecture = {"tutorial": tutorial_model, "columns": columns_model}[configs.architecture]
     reader = architecture(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab),
                           dropout=configs.dropout)
     return with_ctc_shortcut(reader) if configs.ctc_shortcut else reader
 
 
-def seed_model(input_dim, output_dim, dropout, activation="leaky_relu"):
-    """The seed tutorial's model, unchanged: 9 residual blocks, the first two at full resolution,
+def tutorial_model(input_dim, output_dim, dropout, activation="leaky_relu"):
+    """The original tutorial's model, unchanged: 9 residual blocks, the first two at full resolution,
     then the (height/8, width/8) feature map flattened row by row into one sequence."""
     inputs = layers.Input(shape=input_dim, name="input")
 
     # Scale pixels inside the model, so the exported ONNX model takes raw 0-255 images.
-    # (The seed used a Lambda layer; Rescaling does the same and serialises safely in Keras 3.)
+    # (The tutorial used a Lambda layer; Rescaling does the same and serialises safely in Keras 3.)
     x = layers.Rescaling(1.0 / 255)(inputs)
 
     x = residual_block(x, 16, activation=activation, skip_conv=True, strides=1, dropout=dropout)
@@ -48,22 +48,19 @@ def seed_model(input_dim, output_dim, dropout, activation="leaky_relu"):
 
 def columns_model(input_dim, output_dim, dropout, activation="leaky_relu"):
     """Residual CNN + BiLSTM as in published HTR models (e.g. Retsinas et al., DAS 2022):
-    - a strided stem: full-resolution 16-channel maps cost the seed model most of its time for
-      little gain, so the first convolution already halves the resolution;
-    - 1.5x the seed's filters (24, 48, 96): in the same 20 minutes of training they read better
-      than 16/32/64 (fewer epochs, but each learns more) and than 32/64/128 (too few epochs);
+    - a strided stem: full-resolution 16-channel maps cost the tutorial's model most of its time
+      for little gain, so the first convolution already halves the resolution;
+    - 1.5x the tutorial's filters (24, 48, 96): in the same minutes of training, fewer epochs
+      that each learn more, a better trade than 16/32/64 or 32/64/128 (docs/experiments.md);
     - the last stage halves the height only, keeping width/4 columns: enough time steps for
       CTC to separate double letters;
     - each column of the last feature map becomes one step of the sequence, read left to right,
       instead of rows of the image laid end to end: a convolution as tall as the map reads the
       whole column, so it keeps where in the column a stroke is, which max-pooling over the
-      height (Retsinas et al.) throws away. It costs 1% more multiply-adds, learned faster than
-      max-pooling from the first epochs and read as well in fewer (README: How fast and how good);
+      height (Retsinas et al.) throws away;
     - ink is 1 and paper 0: the convolutions pad with zeros, which then reads as paper. With the
-      seed's scaling (paper 1) the padding is a black frame around every word, and training was
-      unstable: in three 20-minute gw_words runs the validation CER jumped above 30% in 23-31 of
-      the epochs after the 30th; with paper 0, in 0-1 of them (three runs; README: How fast
-      and how good)."""
+      tutorial's scaling (paper 1) the padding is a black frame around every word, and training
+      was unstable (validation CER jumping above 30% late in runs)."""
     inputs = layers.Input(shape=input_dim, name="input")
     x = layers.Rescaling(-1.0 / 255, offset=1.0)(inputs)
 
@@ -92,8 +89,8 @@ def with_ctc_shortcut(reader):
     """The reader plus a "CTC shortcut" (Retsinas et al., DAS 2022): a 1D convolution (3 steps
     wide) reads characters straight off the CNN's sequence, and train.py adds its CTC loss, at a
     small weight, to the reader's. Its gradient reaches the CNN without passing through the
-    BiLSTM, so the CNN learns to see characters sooner: a lower CER in 20 minutes, and per
-    epoch (README: How fast and how good). Only training uses it; ONNX gets the reader."""
+    BiLSTM, so the CNN learns to see characters sooner, and the run reaches a lower CER in the
+    same minutes. Only training uses it; ONNX gets the reader."""
     shortcut = layers.Conv1D(reader.output.shape[-1], 3, padding="same", activation="softmax", name="shortcut",
                              dtype="float32")(reader.get_layer("sequence").output)
     return Model(inputs=reader.input, outputs={"output": reader.output, "shortcut": shortcut})

@@ -4,8 +4,8 @@
     python train.py                    # the IAM words dataset (downloads ~1 GB once)
     python train.py --data-dir DIR     # any folder in the IAM words layout
 
-Every GPU of the machine is used (--strategy auto); README: "Training on several GPUs /
-machines" shows how to train on several machines at once.
+Every GPU of the machine is used (--strategy auto); README: "GPUs and several machines"
+shows how to train on several machines at once.
 
 Read top to bottom: get the data, parse words.txt, build the data pipeline, build the model,
 train it, export the best epoch to ONNX. `python train.py --help` lists every flag.
@@ -21,10 +21,13 @@ import shutil
 import sys
 import tempfile
 
+if sys.version_info < (3, 11, 4):  # tarfile's extraction filters, which iam_words.py relies on to extract safely
+    sys.exit(f"error: this project needs Python 3.11.4 or newer; this is {sys.version.split()[0]}")
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the tutorial output
 # TensorFlow uses its oneDNN CPU kernels by default only on CPUs with AVX-512 extensions; on the
-# others (most laptops, AMD before Zen 4) it falls back to Eigen's, which trained this model at
-# half the speed on a 2-core AVX2 CPU (README: "CPUs without AVX-512"). Set it to 0 to opt out.
+# others (most laptops, AMD before Zen 4) it falls back to Eigen's, which train this model at about
+# half the speed. Set it to 0 to opt out.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import keras
@@ -86,7 +89,7 @@ def dropout_rate(text):
 
 
 def parse_args(argv=None):
-    defaults, seed = ModelConfigs(), ModelConfigs("seed")
+    defaults, tutorial = ModelConfigs(), ModelConfigs("tutorial")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=["iam", "demo"], default="iam",
@@ -105,18 +108,18 @@ def parse_args(argv=None):
     data.add_argument("--keep-er", action="store_true",
                       help="keep IAM words whose segmentation is flagged 'er' (dropped by default: their boxes are wrong)")
     train = parser.add_argument_group("training (defaults: the --preset's settings in configs.py)")
-    train.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                       help="default: this project's recipe; seed: the original tutorial's exact model and settings, "
-                            "to reproduce the comparison in README: How fast and how good (default %(default)s)")
-    train.add_argument("--architecture", choices=["columns", "seed"], help="model.py's model (default: the preset's)")
-    train.add_argument("--augmentation", choices=["rich", "seed"],
+    train.add_argument("--preset", choices=sorted(PRESETS) + ["seed"], default="default",
+                       help="default: this project's recipe; tutorial (or its old name, seed): the original tutorial's "
+                            "exact model and settings, to reproduce README: Results (default %(default)s)")
+    train.add_argument("--architecture", choices=["columns", "tutorial"], help="model.py's model (default: the preset's)")
+    train.add_argument("--augmentation", choices=["rich", "tutorial"],
                        help="training-image augmentation, see train.py (default: the preset's)")
     train.add_argument("--dropout", type=dropout_rate,
                        help="share of activations dropped in training after each residual block and the BiLSTM "
-                            f"(default: {defaults.dropout}, seed {seed.dropout})")
+                            f"(default: {defaults.dropout}, tutorial {tutorial.dropout})")
     train.add_argument("--ctc-shortcut", type=non_negative_float, metavar="WEIGHT",
                        help="train a second, CTC-only output straight off the CNN (model.py) with this weight on its "
-                            f"loss; 0: none (default: {defaults.ctc_shortcut}, seed {seed.ctc_shortcut})")
+                            f"loss; 0: none (default: {defaults.ctc_shortcut}, tutorial {tutorial.ctc_shortcut})")
     train.add_argument("--lr-schedule", choices=["cosine", "plateau"],
                        help="cosine: warm-up, then cosine decay to 0 at the end of --minutes or --epochs; plateau: "
                             "x0.9 after 10 epochs without progress (default: the preset's)")
@@ -126,27 +129,27 @@ def parse_args(argv=None):
     train.add_argument("--epochs", type=positive_int,
                        help="most epochs to train; early stopping may end sooner (default: the preset's: for "
                             f"default, enough epochs for {defaults.train_samples:,} training images and at least "
-                            f"{defaults.min_epochs}; {seed.train_epochs} for seed)")
+                            f"{defaults.min_epochs}; {tutorial.train_epochs} for tutorial)")
     train.add_argument("--minutes", type=positive_float,
                        help="stop training after this many minutes of wall-clock time, then export the best epoch as usual")
     train.add_argument("--batch-size", type=positive_int,
                        help="images per replica (one replica per GPU, or per worker without GPUs) in each step; "
                             "a step trains on the global batch of batch-size x replicas images "
-                            f"(default: {defaults.batch_size}, seed {seed.batch_size})")
+                            f"(default: {defaults.batch_size}, tutorial {tutorial.batch_size})")
     train.add_argument("--learning-rate", type=positive_float,
                        help="Adam's (the schedule's peak), used as given for any number of replicas: it is not scaled "
                             "with the global batch (README says when to raise it) "
-                            f"(default: {defaults.learning_rate}, seed {seed.learning_rate})")
+                            f"(default: {defaults.learning_rate}, tutorial {tutorial.learning_rate})")
     train.add_argument("--weight-decay", type=non_negative_float,
                        help="decoupled weight decay (AdamW): each step shrinks every weight by this x the learning rate; "
-                            f"0: plain Adam (default: {defaults.weight_decay}, seed {seed.weight_decay})")
+                            f"0: plain Adam (default: {defaults.weight_decay}, tutorial {tutorial.weight_decay})")
     train.add_argument("--model-dir", metavar="DIR",
                        help="where to write the model, logs and CSVs (default: a new Models/03_handwriting_recognition/<time> folder)")
     train.add_argument("--seed", type=int, default=42, help="for the split, weights and augmentation (default %(default)s)")
     train.add_argument("--resume", metavar="DIR",
                        help="continue an interrupted run from DIR's last checkpoint, with its data split and settings "
                             "(--epochs, --minutes, --strategy and --jit-compile may be given anew)")
-    scale = parser.add_argument_group("several GPUs or machines, speed (README: Training on several GPUs / machines)")
+    scale = parser.add_argument_group("several GPUs or machines, speed (README: GPUs and several machines)")
     scale.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker"], default="auto",
                        help="auto: mirrored when this machine has more than one GPU, else default (the default); "
                             "default: one device; mirrored: a replica on every GPU of this machine "
@@ -157,7 +160,7 @@ def parse_args(argv=None):
                        help="compute in 16 bits, keep float32 weights: float16 on GPUs with tensor cores, bfloat16 on "
                             "recent GPUs and CPUs with bfloat16 instructions; auto: bfloat16 where the hardware has "
                             "it, else off; the exported ONNX model is float32 "
-                            f"(default: {defaults.mixed_precision}, seed {seed.mixed_precision})")
+                            f"(default: {defaults.mixed_precision}, tutorial {tutorial.mixed_precision})")
     scale.add_argument("--jit-compile", action="store_true",
                        help="compile the training step with XLA; today XLA cannot compile this model's CTC decoding "
                             "and stops with an error naming the op (default: off)")
@@ -167,6 +170,8 @@ def parse_args(argv=None):
                             "slowest step plus one validation pass (default %(default)g)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    if args.preset == "seed":
+        args.preset = "tutorial"
     if args.resume:
         fixed = ["--dataset", "--data-dir", "--archive", "--dataset-url", "--split", "--keep-er", "--preset",
                  "--architecture", "--augmentation", "--dropout", "--ctc-shortcut", "--lr-schedule", "--keep-aspect-ratio",
@@ -246,6 +251,9 @@ def resumed_run(args):
         sys.exit(f"error: {args.resume} has no last.json: it is not a model folder written by train.py, or its "
                  "first epoch never finished (start it again without --resume)")
     configs = ModelConfigs.load(os.path.join(args.resume, "configs.yaml"))
+    for name in ("preset", "architecture", "augmentation"):  # the tutorial preset's old name
+        if getattr(configs, name) == "seed":
+            setattr(configs, name, "tutorial")
     configs.__dict__.setdefault("weight_decay", 0.0)  # runs saved before --weight-decay existed trained without it
     configs.__dict__.setdefault("ctc_shortcut", 0.0)  # and before --ctc-shortcut, without a shortcut
     configs.model_path = args.resume
@@ -297,7 +305,7 @@ def training_augmentors(name):
     """Random changes to each training image, so the model learns the words, not the pictures.
     Paper is light, so rotation and slant fill with white, and erode/dilate needs a kernel over
     1 pixel to change anything (mltu's default is (1, 1))."""
-    if name == "seed":
+    if name == "tutorial":
         return [RandomBrightness(), RandomErodeDilate(kernel_size=(2, 2)), RandomSharpen(),
                 RandomRotate(angle=10, borderValue=(255, 255, 255))]
     # "rich": handwriting varies most in slant and stroke; words are rarely rotated by 10 degrees.
@@ -318,8 +326,8 @@ def compile_model(configs):
         metrics = {"output": metrics}
     model.compile(
         # With weight_decay > 0 this is AdamW (Loshchilov & Hutter 2019): each step also pulls every
-        # weight towards 0 by weight_decay x the learning rate, a regulariser that read better in the
-        # same 20 minutes (README: How fast and how good). The seed preset's 0 gives plain Adam.
+        # weight towards 0 by weight_decay x the learning rate, a regulariser. The tutorial preset's
+        # 0 gives plain Adam.
         optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate, weight_decay=configs.weight_decay or None),
         loss=loss,
         loss_weights=loss_weights,
@@ -327,21 +335,6 @@ def compile_model(configs):
         weighted_metrics=metrics,
     )
     return model
-
-
-def score_test_set(model_dir):
-    """Step 7, when the split has a test part (--split aachen): the exported ONNX model reads the
-    test words once, at the very end. Nothing chose the model or its settings on them, so these
-    are the figures to compare with papers; they go to test_scores.json beside the model."""
-    # Imported when needed, as in onnx_export.py: importing onnxruntime writes a file into the temporary folder.
-    from inferenceModel import ImageToWordModel, predict_files, read_labelled_csv, score
-    rows = read_labelled_csv(os.path.join(model_dir, "test.csv"))
-    predictions = predict_files(ImageToWordModel(model_dir), [path for path, _ in rows], batch_size=64)
-    summary, _ = score(rows, predictions)
-    write_json_atomically(summary, os.path.join(model_dir, "test_scores.json"))
-    print(f"Test set, {summary['words']} words by writers unseen in training: CER {summary['corpus_cer']:.2%}, "
-          f"average CER {summary['average_cer']:.2%}, word accuracy {summary['word_accuracy']:.2%} "
-          f"({os.path.join(model_dir, 'test_scores.json')})")
 
 
 def new_configs(args):
@@ -358,63 +351,17 @@ def new_configs(args):
     return configs
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    try:
-        # First of all: the multi-worker strategy must set up TensorFlow before anything runs in it.
-        strategy = make_strategy(args.strategy)
-    except DeviceSetupError as e:
-        sys.exit(f"error: {e}")
-    # The same seed on every worker of a multi-worker run: the same split and the same shuffling,
-    # so each worker's share of a batch is a different part of the same global batch.
-    keras.utils.set_random_seed(args.seed)
-    if args.resume:
-        configs, splits, resume_state = resumed_run(args)
-    else:
-        configs = new_configs(args)
-    try:
-        # "auto" becomes what it chose, so configs.yaml says how the run computed.
-        configs.mixed_precision = set_mixed_precision(configs.mixed_precision)
-    except DeviceSetupError as e:
-        sys.exit(f"error: {e}")
-    if not writes_files(strategy):
-        # The other workers of a multi-worker run train the same model but keep nothing: whatever
-        # they write goes to a temporary folder, deleted when they exit.
-        configs.model_path = tempfile.mkdtemp(prefix="train_worker_")
-        atexit.register(shutil.rmtree, configs.model_path, ignore_errors=True)
-    if not args.resume:
-        splits, resume_state = new_run(args, configs), None
-    replicas = strategy.num_replicas_in_sync
-    print(f"Model folder: {configs.model_path}  ({configs.preset} preset, {len(configs.vocab)} characters, "
-          f"longest word {configs.max_text_length})")
-    if replicas > 1:
-        print(f"{type(strategy).__name__}: {replicas} replicas, global batch {configs.batch_size * replicas} "
-              f"({configs.batch_size} per replica){'' if writes_files(strategy) else '; this worker keeps no files'}")
-    free_mb = shutil.disk_usage(configs.model_path).free / 2**20
+def check_free_space(model_path):
+    free_mb = shutil.disk_usage(model_path).free / 2**20
     if free_mb < 100:
-        sys.exit(f"error: only {free_mb:.0f} MB free for {configs.model_path}; checkpoints need about 100 MB")
+        sys.exit(f"error: only {free_mb:.0f} MB free for {model_path}; checkpoints need about 100 MB")
 
-    # 3. The data pipeline (data_provider above), augmenting the training images only.
-    # Under a strategy each batch is the global batch: Keras splits it between the replicas.
-    train_data = data_provider(splits["train"], configs, configs.batch_size * replicas,
-                               training_augmentors(configs.augmentation), shuffle=True)
-    # Validation keeps no activations for gradients, so 4x larger batches fit and run faster.
-    val_data = data_provider(splits["val"], configs, configs.batch_size * replicas * 4)
-    # A few validation words, read by the model after every epoch and shown in TensorBoard.
-    preview_images, _ = val_data[0]
-    preview_images = preview_images[:8].astype(np.uint8)
-    preview_labels = [label for _, label in splits["val"][:len(preview_images)]]
-    validation_data = val_data
-    if replicas > 1:
-        # Every replica needs a share of every batch, the last one too (distribute.py says why and what it costs).
-        try:
-            train_data = WholeGlobalBatches(train_data, configs.batch_size * replicas, len(splits["train"]))
-        except DeviceSetupError as e:
-            sys.exit(f"error: {e}")
-        validation_data = PaddedLastBatch(val_data, configs.batch_size * replicas * 4)
 
-    # 4. The model (compile_model above), built in the strategy's scope, so its variables and
-    # the optimizer's live on every replica.
+def build_models(configs, strategy, args, resume_state):
+    """Step 4, the model (compile_model above), built in the strategy's scope, so its variables
+    and the optimizer's live on every replica. Under mixed precision a float32 copy of it
+    validates each epoch (Float32Validation in callbacks.py): the exported ONNX model is
+    float32, and 16-bit arithmetic reads worse than it does. Returns (model, float32 copy or None)."""
     with strategy.scope():
         if resume_state:
             # The whole model as last saved, optimizer state included.
@@ -422,21 +369,24 @@ def main(argv=None):
             model.optimizer.learning_rate = resume_state["learning_rate"]
         else:
             model = compile_model(configs)
-        # A float32 copy of the model validates each epoch (Float32Validation in callbacks.py):
-        # the exported ONNX model is float32, and mixed precision reads worse than it does.
-        training_policy = keras.config.dtype_policy()
-        keras.config.set_dtype_policy("float32")
-        float32_model = compile_model(configs)
-        keras.config.set_dtype_policy(training_policy)
+        float32_model = None
+        if configs.mixed_precision != "off":
+            training_policy = keras.config.dtype_policy()
+            keras.config.set_dtype_policy("float32")
+            float32_model = compile_model(configs)
+            keras.config.set_dtype_policy(training_policy)
     share_batch_norm_statistics(model, strategy)
     # Explicitly: left to "auto", Keras turns XLA on by itself on a GPU machine.
-    model.jit_compile = float32_model.jit_compile = args.jit_compile
-    model.summary(line_length=110)
+    for m in filter(None, (model, float32_model)):
+        m.jit_compile = args.jit_compile
+    return model, float32_model
 
-    # 5. Train. Everything watches val_CER (Float32Validation adds it to each epoch's logs):
-    # lower is better, hence mode="min" (Keras 3 requires it).
-    best_model_path = os.path.join(configs.model_path, "model.keras")
-    best_checkpoint = BestModelCheckpoint(best_model_path, initial_best=resume_state and resume_state["best_val_CER"])
+
+def training_callbacks(configs, args, splits, val_data, float32_model, resume_state, replicas):
+    """What runs around fit(): everything watches val_CER, lower is better, hence mode="min"
+    (Keras 3 requires it). Returns the list, and the two callbacks main() reads afterwards."""
+    best_checkpoint = BestModelCheckpoint(os.path.join(configs.model_path, "model.keras"),
+                                          initial_best=resume_state and resume_state["best_val_CER"])
     if configs.lr_schedule == "cosine":
         # The schedule decides the end; no early stopping, which would cut it short.
         schedule = WarmupCosineSchedule(configs.learning_rate, configs.train_epochs, args.minutes,
@@ -450,30 +400,42 @@ def main(argv=None):
                     "reduce_lr": (reduce_lr, ["wait", "best", "cooldown_counter"])}
         schedule_callbacks = [early_stopping, reduce_lr]
     last_checkpoint = ResumableCheckpoint(configs.model_path, best_checkpoint, counters, resume_state)
-    stop_on_signal_or_nan = StopOnSignalOrNaN()
-    callbacks = [Float32Validation(float32_model, validation_data)] + schedule_callbacks + [
+    speed = TrainingSpeed(configs.batch_size * replicas, len(splits["train"]))
+    # A few validation words, read after every epoch and shown in TensorBoard.
+    preview_images = val_data[0][0]
+    preview_labels = [label for _, label in splits["val"][:8]]
+    callbacks = schedule_callbacks + [
         best_checkpoint,
         last_checkpoint,
         TrainLogger(configs.model_path),
         CSVLogger(os.path.join(configs.model_path, "history.csv"), append=bool(resume_state)),
         TensorBoard(os.path.join(configs.model_path, "logs"), update_freq="epoch"),
-        ValidationPreview(os.path.join(configs.model_path, "logs"), preview_images, preview_labels, configs.vocab,
-                          reader=reader_of(float32_model)),
-        stop_on_signal_or_nan,
+        ValidationPreview(os.path.join(configs.model_path, "logs"), preview_images[:8].astype(np.uint8), preview_labels,
+                          configs.vocab, reader=float32_model and reader_of(float32_model)),
+        StopOnSignalOrNaN(),
+        speed,
+        RunTimeEstimate(configs.train_epochs, args.minutes, on_gpu=bool(tf.config.list_logical_devices("GPU"))),
     ] + ([TrainingTimeLimit(args.minutes)] if args.minutes else [])
     if args.strategy == "multiworker":
         callbacks.append(PeerWatchdog(args.peer_timeout))
-    speed = TrainingSpeed(configs.batch_size * replicas, len(splits["train"]))
-    callbacks += [speed, RunTimeEstimate(configs.train_epochs, args.minutes, on_gpu=bool(tf.config.list_logical_devices("GPU")))]
-    interrupted = None
+    if float32_model:
+        # First, so the callbacks after it read its val_loss, val_CER and val_WER.
+        callbacks.insert(0, Float32Validation(float32_model, val_data))
+    return callbacks, last_checkpoint, speed
+
+
+def train(model, train_data, val_data, callbacks, last_checkpoint, configs, args, resume_state):
+    """Step 5: fit(), and what to do when it is cut short. Returns the reason training stopped
+    early (TrainingInterrupted), or None."""
     try:
         model.fit(train_data, epochs=configs.train_epochs, callbacks=callbacks,
+                  # Without mixed precision the model validates itself; with it, Float32Validation does.
+                  validation_data=None if configs.mixed_precision != "off" else val_data,
                   initial_epoch=resume_state["next_epoch"] if resume_state else 0)
     except TrainingInterrupted as e:
-        stop_on_signal_or_nan.restore_signal_handlers()
-        interrupted = e
         if not isinstance(e, LossBecameNaN):  # after a NaN loss the weights are garbage: keep the last good checkpoint
             last_checkpoint.save(next_epoch=last_checkpoint.epoch)
+        return e
     except (OSError, tf.errors.ResourceExhaustedError) as e:
         # A full disk reaches us as OSError from Python's writers, and as ResourceExhaustedError
         # from TensorBoard's (which is also how TensorFlow reports running out of memory).
@@ -494,24 +456,16 @@ def main(argv=None):
             raise
         sys.exit(f"error: --jit-compile: XLA cannot compile {', '.join(f'{op} (on {device})' for op, device in unsupported)} "
                  "in this model's training step; train without --jit-compile")
+    return None
 
-    print(f"Trained on {speed.samples} images in {speed.seconds / 60:.1f} minutes: "
-          f"{speed.samples / max(speed.seconds, 1e-9):.0f} images/s, validation and callbacks included")
 
-    # 6. Export the best epoch to ONNX, then check the ONNX model computes what Keras does.
-    # Only the chief exports; the other workers are done.
-    if not writes_files(strategy):
-        if interrupted:
-            sys.exit(f"error: training stopped early: {interrupted}")
-        return
-    if not os.path.exists(best_model_path):
-        sys.exit(f"error: no epoch finished in {configs.model_path}{f' ({interrupted})' if interrupted else ''}; "
-                 "nothing to export")
-    # The best epoch's weights in a float32 copy of the model on one device, whatever the strategy
-    # and precision of training: ONNX gets a plain float32 model, checked against the same model.
+def export(configs, val_data):
+    """Step 6: the best epoch's weights in a float32 copy of the model on one device, whatever the
+    strategy and precision of training: ONNX gets a plain float32 model, checked against the same
+    model on a batch of validation images. Returns the largest difference."""
     keras.config.set_dtype_policy("float32")
     export_model = build_model(configs)
-    export_model.load_weights(best_model_path)
+    export_model.load_weights(os.path.join(configs.model_path, "model.keras"))
     export_model = reader_of(export_model)  # without the CTC shortcut, which only training uses
     onnx_path = os.path.join(configs.model_path, "model.onnx")
     metadata = {"vocab": configs.vocab, "height": configs.height, "width": configs.width,
@@ -524,17 +478,102 @@ def main(argv=None):
     difference = onnx_keras_max_difference(export_model, onnx_path, images)
     write_json_atomically({"images": len(images), "max_abs_difference": difference},
                           os.path.join(configs.model_path, "onnx_check.json"))
-    write_json_atomically({"epochs": last_checkpoint.epoch + 1, "samples": speed.samples, "seconds": speed.seconds},
-                          os.path.join(configs.model_path, "training.json"))
     if difference > 1e-4:
         sys.exit(f"error: the ONNX model's outputs differ from Keras by {difference:.2g} (> 1e-4); do not use {onnx_path}")
     print(f"Exported {onnx_path} (ONNX vs Keras max difference {difference:.1e} on {len(images)} validation images)")
-    if os.path.exists(os.path.join(configs.model_path, "test.csv")):
-        score_test_set(configs.model_path)
+
+
+def score_test_set(model_dir):
+    """Step 7, when the split has a test part (--split aachen): the exported ONNX model reads the
+    test words once, at the very end. Nothing chose the model or its settings on them, so these
+    are the figures to compare with papers; they go to test_scores.json beside the model."""
+    # Imported when needed, as in onnx_export.py: importing onnxruntime writes a file into the temporary folder.
+    from inferenceModel import ImageToWordModel, predict_files, read_labelled_csv, score
+    rows = read_labelled_csv(os.path.join(model_dir, "test.csv"))
+    predictions = predict_files(ImageToWordModel(model_dir), [path for path, _ in rows], batch_size=64)
+    summary, _ = score(rows, predictions)
+    write_json_atomically(summary, os.path.join(model_dir, "test_scores.json"))
+    print(f"Test set, {summary['words']} words by writers unseen in training: CER {summary['corpus_cer']:.2%}, "
+          f"average CER {summary['average_cer']:.2%}, word accuracy {summary['word_accuracy']:.2%} "
+          f"({os.path.join(model_dir, 'test_scores.json')})")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        # First of all: the multi-worker strategy must set up TensorFlow before anything runs in it.
+        strategy = make_strategy(args.strategy)
+    except DeviceSetupError as e:
+        sys.exit(f"error: {e}")
+    # The same seed on every worker of a multi-worker run: the same split and the same shuffling,
+    # so each worker's share of a batch is a different part of the same global batch.
+    keras.utils.set_random_seed(args.seed)
+    configs, splits, resume_state = resumed_run(args) if args.resume else (new_configs(args), None, None)
+    try:
+        # "auto" becomes what it chose, so configs.yaml says how the run computed.
+        configs.mixed_precision = set_mixed_precision(configs.mixed_precision)
+    except DeviceSetupError as e:
+        sys.exit(f"error: {e}")
+    if not writes_files(strategy):
+        # The other workers of a multi-worker run train the same model but keep nothing: whatever
+        # they write goes to a temporary folder, deleted when they exit.
+        configs.model_path = tempfile.mkdtemp(prefix="train_worker_")
+        atexit.register(shutil.rmtree, configs.model_path, ignore_errors=True)
+
+    # 1-2. The dataset, parsed into (image path, label) rows and split (new_run above).
+    if not args.resume:
+        splits = new_run(args, configs)
+    replicas = strategy.num_replicas_in_sync
+    print(f"Model folder: {configs.model_path}  ({configs.preset} preset, {len(configs.vocab)} characters, "
+          f"longest word {configs.max_text_length})")
+    if replicas > 1:
+        print(f"{type(strategy).__name__}: {replicas} replicas, global batch {configs.batch_size * replicas} "
+              f"({configs.batch_size} per replica){'' if writes_files(strategy) else '; this worker keeps no files'}")
+    check_free_space(configs.model_path)
+
+    # 3. The data pipeline (data_provider above), augmenting the training images only.
+    # Under a strategy each batch is the global batch: Keras splits it between the replicas.
+    train_data = data_provider(splits["train"], configs, configs.batch_size * replicas,
+                               training_augmentors(configs.augmentation), shuffle=True)
+    # Validation keeps no activations for gradients, so 4x larger batches fit and run faster.
+    val_data = data_provider(splits["val"], configs, configs.batch_size * replicas * 4)
+    validation_data = val_data
+    if replicas > 1:
+        # Every replica needs a share of every batch, the last one too (distribute.py says why and what it costs).
+        try:
+            train_data = WholeGlobalBatches(train_data, configs.batch_size * replicas, len(splits["train"]))
+        except DeviceSetupError as e:
+            sys.exit(f"error: {e}")
+        validation_data = PaddedLastBatch(val_data, configs.batch_size * replicas * 4)
+
+    # 4. The model (build_models and compile_model above).
+    model, float32_model = build_models(configs, strategy, args, resume_state)
+    model.summary(line_length=110)
+
+    # 5. Train (training_callbacks and train above).
+    callbacks, last_checkpoint, speed = training_callbacks(configs, args, splits, validation_data, float32_model,
+                                                           resume_state, replicas)
+    interrupted = train(model, train_data, validation_data, callbacks, last_checkpoint, configs, args, resume_state)
+    print(f"Trained on {speed.samples} images in {speed.seconds / 60:.1f} minutes: "
+          f"{speed.samples / max(speed.seconds, 1e-9):.0f} images/s, validation and callbacks included")
+
+    # 6. Export the best epoch to ONNX (export above). Only the chief exports; the other workers are done.
+    if writes_files(strategy):
+        if not os.path.exists(os.path.join(configs.model_path, "model.keras")):
+            sys.exit(f"error: no epoch finished in {configs.model_path}{f' ({interrupted})' if interrupted else ''}; "
+                     "nothing to export")
+        write_json_atomically({"epochs": last_checkpoint.epoch + 1, "samples": speed.samples, "seconds": speed.seconds},
+                              os.path.join(configs.model_path, "training.json"))
+        export(configs, val_data)
+        # 7. With a test part (--split aachen, IAM's default), its scores (score_test_set above).
+        if os.path.exists(os.path.join(configs.model_path, "test.csv")):
+            score_test_set(configs.model_path)
     if interrupted:
-        sys.exit(f"error: training stopped early: {interrupted}. The best epoch so far is exported; continue "
-                 f"from the last good checkpoint with: python train.py --resume {configs.model_path}")
-    print(f"Next: python inferenceModel.py --model {configs.model_path}")
+        sys.exit(f"error: training stopped early: {interrupted}" + (
+            ". The best epoch so far is exported; continue from the last good checkpoint with: "
+            f"python train.py --resume {configs.model_path}" if writes_files(strategy) else ""))
+    if writes_files(strategy):
+        print(f"Next: python inferenceModel.py --model {configs.model_path}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from ctc import CTCLoss, CWERMetric
 from inferenceModel import score
 from mltu.tensorflow.metrics import CWERMetric as MltuCWERMetric
 from mltu.utils.text_utils import ctc_decoder
-from model import seed_model
+from model import tutorial_model
 
 VOCAB = "abcdefgh"
 PAD = len(VOCAB)
@@ -32,11 +32,11 @@ def average_cer(probabilities, labels):
     return score([(None, text) for text in texts], predictions)[0]["average_cer"]
 
 
-def compiled_seed_model(dtype_policy="float32"):
+def compiled_tutorial_model(dtype_policy="float32"):
     keras.config.set_dtype_policy(dtype_policy)
     try:
         keras.utils.set_random_seed(0)
-        model = seed_model((32, 128, 3), len(VOCAB), dropout=0.2)
+        model = tutorial_model((32, 128, 3), len(VOCAB), dropout=0.2)
     finally:
         keras.config.set_dtype_policy("float32")
     # A tiny learning rate keeps the predictions varied (a model that has collapsed to
@@ -47,7 +47,7 @@ def compiled_seed_model(dtype_policy="float32"):
 
 @pytest.fixture(scope="module")
 def model():
-    return compiled_seed_model()
+    return compiled_tutorial_model()
 
 
 def test_val_cer_is_computed_on_the_validation_set_alone(model):
@@ -68,7 +68,7 @@ def test_bfloat16_training_is_validated_in_float32():
     train_x, train_y = random_words(32, seed=1)
     val_x, val_y = random_words(24, seed=2)
     val_data = tf.data.Dataset.from_tensor_slices((val_x, val_y)).batch(8)
-    model, float32_copy = compiled_seed_model("mixed_bfloat16"), compiled_seed_model("float32")
+    model, float32_copy = compiled_tutorial_model("mixed_bfloat16"), compiled_tutorial_model("float32")
     history = model.fit(train_x, train_y, epochs=1, batch_size=8, verbose=0,
                         callbacks=[Float32Validation(float32_copy, val_data)]).history
     # The copy holds the trained weights, and the logged figures are its float32 reading of them.

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctc_decoding import beam_search, ctc_log_likelihoods, greedy_decode, lexicon_decode, read_lexicon
+from ctc_decoding import beam_search, confidences, ctc_log_likelihoods, greedy_decode, lexicon_decode, read_lexicon
 
 
 def write_lexicon(folder, words):
@@ -96,3 +96,25 @@ def test_lexicon_keeps_the_free_reading_of_a_word_it_lacks(tmp_path):
 def test_read_lexicon_sorts_by_length_and_leaves_out_unspellable_words(tmp_path):
     lexicon, left_out = read_lexicon(write_lexicon(tmp_path, ["hello", "Zoo", "he", "", "held", "he"]), "dehlo")
     assert lexicon == ["he", "held", "hello"] and left_out == 1
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_confidence_is_the_probability_of_each_images_own_text(steps, seed):
+    vocab = "ab"
+    rng = np.random.default_rng(seed)
+    batch = rng.dirichlet(np.ones(3), size=(4, steps))
+    texts = ["", "a", "ab", "ba"]
+    scores = confidences(batch, texts, vocab)
+    assert scores == pytest.approx([all_texts(p, vocab).get(text, 0.0) for p, text in zip(batch, texts)])
+    assert all(0 <= score <= 1 for score in scores)
+
+
+def test_a_clear_reading_is_more_confident_than_a_doubtful_one():
+    vocab = "cdehlorw"
+    clear = frames(vocab, [{"c": 0.95}, {"o": 0.95}, {"r": 0.95}, {"d": 0.95}])
+    doubtful = frames(vocab, [{"c": 0.5, "e": 0.45}, {"o": 0.95}, {"r": 0.6, "w": 0.3}, {"d": 0.95}])
+    texts = greedy_decode(np.stack([clear, doubtful]), vocab)
+    assert texts == ["cord", "cord"]
+    clear_score, doubtful_score = confidences(np.stack([clear, doubtful]), texts, vocab)
+    assert clear_score > 0.75 and doubtful_score < 0.35

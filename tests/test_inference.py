@@ -28,12 +28,12 @@ def random_model_dir(demo_dir, tmp_path_factory):
     comparing its readings proves little; this one writes a different string for most images."""
     import keras
 
-    from model import seed_model
+    from model import tutorial_model
     from onnx_export import export_onnx
 
     keras.utils.set_random_seed(0)
     vocab = "abcdefghij"
-    model = seed_model(input_dim=(32, 128, 3), output_dim=len(vocab), dropout=0.2)
+    model = tutorial_model(input_dim=(32, 128, 3), output_dim=len(vocab), dropout=0.2)
     kernel, bias = model.get_layer("output").get_weights()
     model.get_layer("output").set_weights([kernel * 20, bias])
     folder = tmp_path_factory.mktemp("random_model")
@@ -59,8 +59,11 @@ def test_batched_and_one_by_one_predictions_are_identical(random_model_dir, demo
     model = ImageToWordModel(random_model_dir, decoder, beam_width=4, lexicon_path=lexicon)
     paths = demo_images(demo_dir)[:30]
     one_by_one = [model.predict(read_image(path)) for path in paths]
-    assert len(set(one_by_one)) > 10  # the test means something only if the readings differ
-    assert predict_files(model, paths, batch_size=8) == one_by_one  # 4 batches, the last one short
+    assert len(set(text for text, _ in one_by_one)) > 10  # the test means something only if the readings differ
+    texts, confidences = predict_files(model, paths, batch_size=8)  # 4 batches, the last one short
+    assert texts == [text for text, _ in one_by_one]
+    assert confidences == pytest.approx([confidence for _, confidence in one_by_one], abs=1e-9)
+    assert all(0 <= confidence <= 1 for confidence in confidences)
 
 
 def test_the_int8_model_runs_and_mostly_agrees_with_the_float_model(model_dir, random_model_dir):
@@ -69,7 +72,7 @@ def test_the_int8_model_runs_and_mostly_agrees_with_the_float_model(model_dir, r
     float_model, int8_model = ImageToWordModel(model_dir), ImageToWordModel(int8_path)
     assert int8_model.metadata == float_model.metadata
     paths = image_paths(model_dir, "val")
-    readings = zip(predict_files(float_model, paths, 64), predict_files(int8_model, paths, 64))
+    readings = zip(predict_files(float_model, paths, 64)[0], predict_files(int8_model, paths, 64)[0])
     assert np.mean([a == b for a, b in readings]) >= 0.8
     assert quantize_model(model_dir) == int8_path  # made once, then reused
 
@@ -95,7 +98,7 @@ def test_beam_lexicon_preview_and_output_together(model_dir, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     with open(output, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["image_path", "label", "prediction", "cer"]
+    assert list(rows[0]) == ["image_path", "label", "prediction", "confidence", "cer"]
     assert cv2.imread(preview).shape[1] == COLUMNS * CELL[0]
 
 
@@ -212,5 +215,5 @@ def test_bench_inference_reports_every_path_on_the_same_images(model_dir):
     result = run_script("bench.py", "inference", "--model", model_dir, "--images", 8, "--quantize")
     assert result.returncode == 0, result.stderr[-3000:]
     assert ": 8 images from" in result.stdout
-    for line in ["seed loop", "batched, files to text", "model alone", "int8 batched", "int8 model alone", "average CER"]:
+    for line in ["tutorial loop", "batched, files to text", "model alone", "int8 batched", "int8 model alone", "average CER"]:
         assert re.search(rf"^  {line}.*\d", result.stdout, re.MULTILINE), line

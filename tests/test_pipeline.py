@@ -78,7 +78,8 @@ def test_inference_cer_agrees_with_the_logged_val_cer(trained, tmp_path):
     assert re.search(r"Corpus CER: [\d.]+", result.stdout) and re.search(r"Word accuracy: [\d.]+", result.stdout)
 
     rows = read_rows(output)
-    assert list(rows[0]) == ["image_path", "label", "prediction", "cer"]
+    assert list(rows[0]) == ["image_path", "label", "prediction", "confidence", "cer"]
+    assert all(0 <= float(r["confidence"]) <= 1 for r in rows)
     assert len(rows) == len(read_rows(os.path.join(trained, "val.csv")))
     assert sum(float(r["cer"]) for r in rows) / len(rows) == pytest.approx(average_cer, abs=1e-4)
 
@@ -97,9 +98,9 @@ def test_inference_without_arguments_and_on_unlabelled_images(trained, tmp_path)
         shutil.copy(path, folder / f"word{i}.png")
     result = run_script("inferenceModel.py", "--model", os.path.join(trained, "model.onnx"), folder, images[3])
     assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()  # a prediction may be empty: "path<TAB>"
+    lines = result.stdout.splitlines()  # a prediction may be empty: "path<TAB><TAB>confidence"
     assert [line.split("\t")[0] for line in lines] == [str(folder / f"word{i}.png") for i in range(3)] + [images[3]]
-    assert all(line.count("\t") == 1 for line in lines)
+    assert all(line.count("\t") == 2 and 0 <= float(line.split("\t")[2]) <= 1 for line in lines)
 
 
 @pytest.mark.parametrize("content", [b"", b"not an onnx model at all"])

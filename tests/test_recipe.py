@@ -70,17 +70,17 @@ def test_slant_keeps_the_ink_and_fills_with_white():
     assert (slanted < 128).sum() == pytest.approx((pixels < 128).sum(), rel=0.15)
 
 
-def test_bench_train_measures_both_presets_and_the_seed_model_with_the_defaults(demo_dir):
+def test_bench_train_measures_both_presets_and_the_tutorial_model_with_the_defaults(demo_dir):
     result = run_script("bench.py", "train", "--data-dir", demo_dir, "--steps", 3)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = [line.strip() for line in result.stdout.splitlines()]
-    for name, architecture, augmentation in (("seed", "seed", "seed"), ("default", "columns", "rich"),
-                                             ("seed model", "seed", "rich")):
-        line = next(line for line in lines if re.match(rf"{name} +\(", line))  # "seed" must not find "seed model"
+    for name, architecture, augmentation in (("tutorial", "tutorial", "tutorial"), ("default", "columns", "rich"),
+                                             ("tutorial model", "tutorial", "rich")):
+        line = next(line for line in lines if re.match(rf"{name} +\(", line))  # "tutorial" must not find "tutorial model"
         assert f"({architecture} model," in line and f"{augmentation} augmentation" in line, line
         figures = [float(word) for word in line.replace(",", " ").split() if word.replace(".", "").isdigit()]
         assert len(figures) >= 3 and all(f > 0 for f in figures[-2:]), line  # batch, pipeline, model alone
-    assert "defaults / seed:" in result.stdout and "(same architecture):" in result.stdout
+    assert "defaults / tutorial:" in result.stdout and "(same architecture):" in result.stdout
 
 
 @pytest.mark.parametrize("setting, enabled", [(None, "True"), ("0", "False")])
@@ -102,21 +102,21 @@ def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
 
     from inferenceModel import ImageToWordModel
 
-    model_dir = tmp_path / "seed"
-    result = run_script("train.py", "--data-dir", demo_dir, "--preset", "seed", "--keep-aspect-ratio", "yes",
+    model_dir = tmp_path / "tutorial"
+    result = run_script("train.py", "--data-dir", demo_dir, "--preset", "tutorial", "--keep-aspect-ratio", "yes",
                         "--epochs", 1, "--batch-size", 32, "--model-dir", model_dir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     configs = yaml.safe_load((model_dir / "configs.yaml").read_text())
     assert (configs["architecture"], configs["augmentation"], configs["lr_schedule"], configs["learning_rate"],
             configs["weight_decay"], configs["mixed_precision"], configs["batch_size"], configs["keep_aspect_ratio"],
-            configs["dropout"], configs["ctc_shortcut"]) == ("seed", "seed", "plateau", 0.0005, 0.0, "off", 32, True, 0.2,
+            configs["dropout"], configs["ctc_shortcut"]) == ("tutorial", "tutorial", "plateau", 0.0005, 0.0, "off", 32, True, 0.2,
                                                              0.0)
-    assert "shortcut_loss" not in (model_dir / "history.csv").read_text()  # the seed model alone, one output
-    with zipfile.ZipFile(model_dir / "last.keras") as checkpoint:  # weight decay 0: plain Adam, as the seed trained
+    assert "shortcut_loss" not in (model_dir / "history.csv").read_text()  # the tutorial's model alone, one output
+    with zipfile.ZipFile(model_dir / "last.keras") as checkpoint:  # weight decay 0: plain Adam, as the tutorial trained
         optimizer = json.loads(checkpoint.read("config.json"))["compile_config"]["optimizer"]
     assert (optimizer["class_name"], optimizer["config"]["weight_decay"]) == ("Adam", None)
     model = ImageToWordModel(str(model_dir / "model.onnx"))
-    assert model.probabilities(np.zeros((1, 32, 128, 3), np.float32)).shape[1] == 64  # the seed model: 4 rows x 16 columns
+    assert model.probabilities(np.zeros((1, 32, 128, 3), np.float32)).shape[1] == 64  # the tutorial's model: 4 rows x 16 columns
 
     # Inference resizes as training did: a square word is scaled to the height, padded with white.
     resized = model.resize(np.zeros((10, 10, 3), np.uint8))
@@ -148,10 +148,15 @@ def test_the_default_ctc_shortcut_trains_resumes_and_stays_out_of_the_onnx_model
     assert np.allclose(probabilities.sum(axis=-1), 1, atol=1e-4)
 
 
+def test_the_tutorial_preset_keeps_its_old_name_seed():
+    from train import parse_args
+    assert parse_args(["--preset", "seed"]).preset == "tutorial"
+
+
 def test_bench_budget_refuses_a_malformed_variant_before_training(tmp_path):
     (tmp_path / "splits").mkdir()
     for part in ("train", "valid"):
         (tmp_path / "splits" / f"{part}.txt").write_text("a01-000u\n")
     result = run_script("bench.py", "budget", "--minutes", 1, "--data-dir", tmp_path, "--variant", "no colon here")
     assert result.returncode != 0 and 'write it as "NAME: TRAIN.PY FLAGS"' in result.stderr
-    assert "[seed preset]" not in result.stdout  # refused before the first run started
+    assert "[tutorial preset]" not in result.stdout  # refused before the first run started

@@ -1,0 +1,293 @@
+"""Find the lines and words on a page of handwriting, with OpenCV and NumPy alone (no trained detector).
+
+    from segmentation import find_words, reading_images
+    lines = find_words(bgr_image)   # [[Word(box=[x, y, w, h], ink, line_quartiles), ...], ...] in reading order
+    tight, band = reading_images(lines[0][0])   # the first word, cut two ways for the recognizer
+
+The method, step by step. Every size is measured on the page itself (its pen width, the median
+height of its ink components, each line's x-height), so the same code works on a 120-pixel word
+image and on a 12-megapixel photo.
+
+1. Greyscale and background flattening. The paper's brightness is estimated by a grey-level
+   closing (a maximum filter several pen widths wide, so it erases every stroke, then a box blur),
+   on a copy a quarter the size; dividing the page by it turns uneven light, shadows and toned
+   paper into even white, so one threshold fits the whole page.
+2. Binarisation: Otsu's threshold on the flattened darkness, never below MIN_INK_CONTRAST, so
+   that a page of bare paper and noise has no ink rather than ink made of noise. Specks smaller
+   than a dot of the pen are dropped.
+3. Skew: the ink is rotated (its coordinates only) by small angles, +-MAX_SKEW degrees; the angle
+   whose horizontal projection profile has the most variance (sharpest peaks at the lines, emptiest
+   gaps between them) is the page's skew, found coarse-to-fine. Lines and words are found in the
+   deskewed coordinates.
+4. Lines: a Gaussian blur much wider than tall turns each line's x-height band (dense ink) into a
+   ridge, while the thin ascenders and descenders that reach, or touch, the next line fade away.
+   The ridge is where the blurred ink is densest in its column (within a letter's height); each
+   ridge, joined along the line, is one line's core. Every ink component goes to the line whose core
+   holds its ink (a dot or comma outside every core: the nearest); a component that reaches into two
+   cores (a descender touching the ascender below) is cut between them where it is thinnest.
+5. Words: in each line, ink separated by a horizontal gap wider than WORD_GAP x the line's own
+   x-height (twice the height of the band holding the middle half of its ink) starts a new word.
+   Fragments (a dot, a comma, a piece cut off a touching letter) join the nearest word.
+6. Reading: reading_images shows each word to the recognizer by its own ink only (pieces of the
+   neighbouring lines that reach into its box are left out), deskewed, black on white, cut tight
+   and cut to its line's band.
+
+Boxes are in pixels of the input image: the skew only changes the coordinates the lines and words
+are found in, never the boxes.
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MIN_INK_CONTRAST = 0.2  # ink is at least this much darker than the paper around it (fraction of its brightness)
+MAX_SKEW = 3.0  # degrees either way the page may be rotated
+WORD_GAP = 0.6  # a gap wider than this many x-heights separates two words
+# In a gw_words image (a word cut to its line's band, 120 pixels high), a quarter of the line's ink lies
+# above 43% of the height and three quarters above 61% (medians over the validation lines).
+LINE_QUARTILES = (0.433, 0.608)
+
+
+@dataclass
+class Word:
+    box: list  # [x, y, w, h] in pixels of the input image
+    ink: np.ndarray  # bool: the word's own ink, deskewed, cropped to it
+    line_quartiles: tuple  # the rows (in `ink`) above which a quarter and three quarters of its line's ink lie
+
+
+def flatten(gray):
+    """Grey page -> darkness in [0, 1] relative to the paper under it (0 paper, 1 black). The paper is
+    the brightest level within a window several pen widths wide (a first guess at the ink, by Otsu's
+    threshold on the raw page, gives the pen) and at least an eighth of the page."""
+    pen = stroke_width(cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)[1] > 0)
+    shrink = 4 if min(gray.shape) >= 256 else 1
+    small = cv2.resize(gray, None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA) if shrink > 1 else gray
+    size = max(3, round(max(min(gray.shape) / 8, 6 * pen) / shrink)) | 1
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+    paper = cv2.blur(cv2.dilate(small, kernel), (size, size))
+    paper = cv2.resize(paper, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+    return np.clip(1 - gray.astype(np.float32) / np.maximum(paper, 1), 0, 1)
+
+
+def binarize(darkness):
+    """Ink mask (bool) from the flattened darkness: Otsu, but never below MIN_INK_CONTRAST."""
+    level = np.round(cv2.medianBlur(darkness, 3) * 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(level, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    return level > max(otsu, MIN_INK_CONTRAST * 255)
+
+
+def stroke_width(ink):
+    """The pen's width in pixels: twice the ink area over its outline length (a long stroke of width w
+    has area length*w and outline 2*length)."""
+    contours, _ = cv2.findContours(ink.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_NONE)
+    perimeter = sum(cv2.arcLength(contour, True) for contour in contours)
+    return max(1.0, 2 * ink.sum() / max(perimeter, 1))
+
+
+def estimate_skew(xs, ys, bin_size):
+    """The angle (degrees) by which the ink points must be rotated to make the lines horizontal."""
+    def sharpness(angle):
+        rotated = ys * np.cos(np.radians(angle)) - xs * np.sin(np.radians(angle))
+        profile = np.bincount(((rotated - rotated.min()) / bin_size).astype(np.int64))
+        return float(np.sum(profile.astype(np.float64) ** 2))
+    best = max(np.arange(-MAX_SKEW, MAX_SKEW + 1e-6, 0.25), key=sharpness)
+    return max(np.arange(best - 0.25, best + 0.25 + 1e-6, 0.025), key=sharpness)
+
+
+def find_lines(ink_rotated, letter_size):
+    """Deskewed ink -> (labels image of line cores, number of lines). A line's core is its density ridge:
+    the rows where the blurred ink is densest in its column (the x-height band), widened by a
+    quarter letter each way, joined along the line."""
+    height, width = ink_rotated.shape
+    shrink = max(1.0, letter_size / 10)  # a letter of 10 pixels is plenty to find lines with, and fast
+    ink_small = cv2.resize(ink_rotated.astype(np.float32), (max(1, round(width / shrink)), max(1, round(height / shrink))),
+                           interpolation=cv2.INTER_AREA)
+    letter_size /= shrink
+    density = cv2.GaussianBlur(ink_small, (0, 0), sigmaX=3 * letter_size, sigmaY=0.25 * letter_size)
+    if not (density > 0.01).any():
+        return np.zeros(ink_rotated.shape, np.int32), 0
+    reach = max(1, round(letter_size))
+    column_max = cv2.dilate(density, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 2 * reach + 1)))
+    ridge = (density >= column_max) & (density > 0.3 * np.percentile(density[density > 0.01], 95))
+    band = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, round(letter_size)) | 1, max(3, round(0.5 * letter_size)) | 1))
+    count, cores, stats, centres = cv2.connectedComponentsWithStats(cv2.dilate(ridge.astype(np.uint8), band), connectivity=8)
+    # A wavy line can leave its ridge in pieces: pieces side by side at the same height are one line.
+    line_of_core = np.arange(count)
+    order = sorted(range(1, count), key=lambda c: centres[c][1])
+    for a_index, a in enumerate(order):
+        for b in order[a_index + 1:]:
+            if centres[b][1] - centres[a][1] > letter_size:
+                break
+            a_left, a_right = stats[a, 0], stats[a, 0] + stats[a, 2]
+            b_left, b_right = stats[b, 0], stats[b, 0] + stats[b, 2]
+            if min(a_right, b_right) - max(a_left, b_left) < letter_size:
+                line_of_core[line_of_core == line_of_core[b]] = line_of_core[a]
+    _, line_of_core = np.unique(line_of_core, return_inverse=True)
+    lines = cv2.resize(line_of_core[cores].astype(np.uint16), (width, height), interpolation=cv2.INTER_NEAREST)
+    return lines.astype(np.int32), int(line_of_core.max())
+
+
+def find_words(image):
+    """BGR or grey uint8 image -> lines (top to bottom) of Words (left to right)."""
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    ink = binarize(flatten(gray))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return []
+    pen = stroke_width(ink)
+    keep = stats[:, cv2.CC_STAT_AREA] >= max(4, pen * pen)  # smaller than a dot of the pen: noise
+    keep[0] = False
+    if not keep.any():
+        return []
+    ys, xs = np.nonzero(keep[labels])
+    component = labels[ys, xs]
+    letter_size = float(np.median(stats[keep, cv2.CC_STAT_HEIGHT]))
+
+    angle = estimate_skew(xs.astype(np.float64), ys.astype(np.float64), max(1.0, pen / 2))
+    height, width = gray.shape
+    rotation = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    cos, sin = abs(rotation[0, 0]), abs(rotation[0, 1])
+    out_w, out_h = int(np.ceil(width * cos + height * sin)) + 2, int(np.ceil(width * sin + height * cos)) + 2
+    rotation[:, 2] += (out_w - width) / 2, (out_h - height) / 2
+    xr = rotation[0, 0] * xs + rotation[0, 1] * ys + rotation[0, 2]
+    yr = rotation[1, 0] * xs + rotation[1, 1] * ys + rotation[1, 2]
+    col, row = np.clip(np.round(xr).astype(int), 0, out_w - 1), np.clip(np.round(yr).astype(int), 0, out_h - 1)
+    ink_rotated = np.zeros((out_h, out_w), bool)
+    ink_rotated[row, col] = True
+
+    cores, n_cores = find_lines(ink_rotated, letter_size)
+    if n_cores == 0:
+        return []
+    core_of_pixel = cores[row, col]  # 0: outside every core
+    in_core = core_of_pixel > 0
+    core_centre = np.array([np.median(yr[core_of_pixel == c]) if (core_of_pixel == c).any() else np.inf
+                            for c in range(1, n_cores + 1)])
+
+    # Each component's pixels go to a line; order the pixels by component to work on them in slices.
+    order = np.argsort(component, kind="stable")
+    xs, ys, xr, yr, component, core_of_pixel, in_core = (a[order] for a in (xs, ys, xr, yr, component, core_of_pixel, in_core))
+    starts = np.searchsorted(component, np.arange(count + 1))
+    line_of_pixel = np.empty(len(xs), np.int64)
+    for label in np.nonzero(keep)[0]:
+        part = slice(starts[label], starts[label + 1])
+        hits = np.bincount(core_of_pixel[part][in_core[part]], minlength=n_cores + 1)[1:]
+        big = np.nonzero(hits >= max(pen * pen, 0.1 * hits.sum()))[0] if hits.sum() else []
+        if len(big) == 0:  # a dot, a comma or a lone descender: the nearest line core
+            line_of_pixel[part] = np.argmin(np.abs(core_centre - np.median(yr[part])))
+        elif len(big) == 1:
+            line_of_pixel[part] = big[0]
+        else:  # touches another line: cut between each pair of cores where the ink is thinnest
+            big = big[np.argsort(core_centre[big])]
+            line_of_pixel[part] = big[0]
+            y = yr[part]
+            for upper, lower in zip(big[:-1], big[1:]):
+                between = (y > core_centre[upper]) & (y < core_centre[lower])
+                rows = np.round(y[between]).astype(int)
+                middle = (core_centre[upper] + core_centre[lower]) / 2
+                cut = middle
+                if len(rows):  # the thinnest row of the middle half; of equally thin rows (one stroke), the middlemost
+                    widths = np.bincount(rows - rows.min()).astype(float)
+                    quarter = len(widths) // 4
+                    candidates = np.arange(quarter, len(widths) - quarter) if len(widths) > 2 * quarter else np.arange(len(widths))
+                    thin = candidates[widths[candidates] <= widths[candidates].min() + pen / 2]
+                    cut = rows.min() + thin[np.argmin(np.abs(rows.min() + thin - middle))]
+                line_of_pixel[part][y >= cut] = lower
+
+    lines = []
+    for line in np.argsort(core_centre):
+        mine = line_of_pixel == line
+        if mine.any():
+            lines.append(split_words(xs[mine], ys[mine], xr[mine], yr[mine], pen))
+    return [[make_word(pixels, quartiles) for pixels in words] for words, _, quartiles in attach_fragments(lines)]
+
+
+def split_words(xs, ys, xr, yr, pen):
+    """One line's ink pixels -> (its words, each (xs, ys, xr, yr) pixel arrays, left to right, split at
+    gaps wider than WORD_GAP x-heights; the line's x-height; the quartiles of its rows, deskewed)."""
+    x_height = line_x_height(yr, pen)
+    columns = np.round(xr).astype(int)
+    left = columns.min()
+    occupied = np.bincount(columns - left) > 0
+    starts = np.nonzero(occupied & ~np.r_[False, occupied[:-1]])[0]  # runs of columns with ink
+    ends = np.nonzero(occupied & ~np.r_[occupied[1:], False])[0]
+    gaps = starts[1:] - ends[:-1] - 1
+    word_starts = np.r_[starts[0], starts[np.nonzero(gaps > WORD_GAP * x_height)[0] + 1]]
+    word_of_pixel = np.searchsorted(word_starts, columns - left, side="right") - 1
+    words = [tuple(a[word_of_pixel == word] for a in (xs, ys, xr, yr)) for word in range(len(word_starts))]
+    return words, x_height, tuple(np.percentile(yr, [25, 75]))
+
+
+def line_x_height(yr, pen):
+    """A line's x-height from its ink rows: most ink lies in the x-height band, so the rows holding
+    the middle half of the ink span about half of it (ascenders and descenders, thin and few, move
+    the quartiles little)."""
+    lower, upper = np.percentile(yr, [25, 75])
+    return max(pen, 2 * float(upper - lower))
+
+
+def attach_fragments(lines):
+    """Lines of (words, x-height, quartiles) -> the same without fragments: every fragment (a piece of ink under half an
+    x-height tall and under one x-height wide: a dot, a stray piece of a letter cut off its word)
+    within a word gap of a real word joins the nearest one on its own line, else the nearest on
+    another line, and lines left empty are gone. A fragment far from any word (a full stop
+    written apart, as IAM counts it) stays a word of its own. The x-height is the page's, that of
+    the line holding the median ink pixel: a line of fragments has a tiny one of its own."""
+    def box(word):
+        return word[0].min(), word[1].min(), word[0].max(), word[1].max()
+
+    ink = [sum(len(word[0]) for word in words) for words, _, _ in lines]
+    heights = sorted((x_height, pixels) for (_, x_height, _), pixels in zip(lines, ink))
+    x_height = heights[np.searchsorted(np.cumsum([pixels for _, pixels in heights]), sum(ink) / 2)][0]
+
+    def is_fragment(word):
+        left, top, right, bottom = box(word)
+        return bottom - top + 1 < 0.5 * x_height and right - left + 1 < x_height
+
+    real = [[word for word in words if not is_fragment(word)] for words, _, _ in lines]
+    boxes = [(number, index, box(word)) for number, words in enumerate(real) for index, word in enumerate(words)]
+    for number, (words, _, _) in enumerate(lines):
+        for word in words:
+            if not is_fragment(word):
+                continue
+            left, top, right, bottom = box(word)
+
+            def distance(entry):
+                other = entry[2]
+                return np.hypot(max(0, other[0] - right, left - other[2]), max(0, other[1] - bottom, top - other[3]))
+            near = [entry for entry in boxes if distance(entry) <= WORD_GAP * x_height]
+            if not near:
+                real[number].append(word)
+                continue
+            own_line = [entry for entry in near if entry[0] == number]
+            near_line, index, _ = min(own_line or near, key=distance)
+            real[near_line][index] = tuple(np.r_[mine, theirs] for mine, theirs in zip(real[near_line][index], word))
+    return [(sorted(words, key=lambda word: word[0].min()), *line[1:]) for words, line in zip(real, lines) if words]
+
+
+def make_word(pixels, line_quartiles):
+    """A word's pixels (xs, ys in the page; xr, yr deskewed) -> Word."""
+    xs, ys, xr, yr = pixels
+    columns, rows = np.round(xr).astype(int), np.round(yr).astype(int)
+    ink = np.zeros((rows.max() - rows.min() + 1, columns.max() - columns.min() + 1), bool)
+    ink[rows - rows.min(), columns - columns.min()] = True
+    box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    return Word(box, ink, tuple(float(q - rows.min()) for q in line_quartiles))
+
+
+def reading_images(word):
+    """The two ways a word is shown to the recognizer, black ink on white, its own ink only:
+    cut tight around the ink with a margin of 3% (as IAM and the demo set cut words), and cut to its
+    line's writing band (as gw_words cuts them: every word of a line in the same band, ascender line
+    to descender line, so a word without ascenders keeps the empty space above it). The band is
+    placed by LINE_QUARTILES, measured on gw_words."""
+    ink = word.ink
+    margin = max(1, round(0.03 * ink.shape[0]))
+    tight = np.pad(np.where(ink, 0, 255).astype(np.uint8), margin, constant_values=255)
+    first, third = word.line_quartiles
+    height = max(third - first, 1) / (LINE_QUARTILES[1] - LINE_QUARTILES[0])
+    top = int(np.floor(min(first - LINE_QUARTILES[0] * height, 0)))
+    bottom = int(np.ceil(max(first + (1 - LINE_QUARTILES[0]) * height, ink.shape[0])))
+    margin = max(1, round(0.02 * (bottom - top)))
+    band = np.full((bottom - top, ink.shape[1] + 2 * margin), 255, np.uint8)
+    band[-top:-top + ink.shape[0], margin:margin + ink.shape[1]][ink] = 0
+    return cv2.cvtColor(tight, cv2.COLOR_GRAY2BGR), cv2.cvtColor(band, cv2.COLOR_GRAY2BGR)

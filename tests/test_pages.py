@@ -1,0 +1,174 @@
+"""Reading whole lines and pages: segmentation.py on pages composed from real word images (demo set,
+gw_words when present), read_page and inferenceModel.py --page on a real (tiny) trained model, bad
+images, and a short bench.py pages run."""
+import json
+import os
+import re
+
+import cv2
+import numpy as np
+import pytest
+
+from bench import box_iou, compose_page, dataset_lines, matched_boxes
+from conftest import GW_WORDS, run_script
+from inferenceModel import ImageToWordModel, UnreadableImage, read_image
+from segmentation import binarize, find_words, flatten
+
+# The demo script's x-height is about half its words' ink height (gw_words': a third), so its natural
+# word gaps (1-2 x-heights) and line pitch (3 x-heights) are larger in compose_page's units.
+DEMO_GAPS, DEMO_PITCH = (0.6, 0.9), 1.3
+
+
+@pytest.fixture(scope="module")
+def demo_lines(demo_dir):
+    """Three source lines of up to twelve demo-set words (about 1500 pixels wide), as (BGR image, text)."""
+    page = dataset_lines(demo_dir)[0]
+    return [[(read_image(path), text) for path, text in line[:12]] for line in page[:3]]
+
+
+def found_boxes(lines):
+    return [word.box for line in lines for word in line]
+
+
+def assert_read_like_truth(lines, truth, n_lines):
+    """Every line found, nearly every word's box (IoU >= 0.5), the words in reading order, each in its own line."""
+    assert len(lines) == n_lines
+    assert matched_boxes(found_boxes(lines), [word["box"] for word in truth]) >= 0.9 * len(truth)
+    matched = []  # (found line, index of the true word it is), in reading order
+    for number, line in enumerate(lines):
+        for word in line:
+            best = max(range(len(truth)), key=lambda index: box_iou(word.box, truth[index]["box"]))
+            if box_iou(word.box, truth[best]["box"]) >= 0.5:
+                matched.append((number, best))
+    assert [index for _, index in matched] == sorted(index for _, index in matched)
+    assert all(truth[index]["line"] == number for number, index in matched)
+
+
+@pytest.mark.parametrize("angle, jpeg", [(0.0, None), (2.0, None), (-2.0, 70)])
+def test_composed_page_lines_words_and_order(demo_lines, angle, jpeg):
+    page, truth = compose_page(demo_lines, np.random.default_rng(0), angle=angle, line_pitch=DEMO_PITCH, gaps=DEMO_GAPS,
+                               jpeg_quality=jpeg)
+    assert_read_like_truth(find_words(page), truth, 3)
+
+
+def test_touching_lines_are_cut_apart(demo_lines):
+    """Strokes drawn from words of the first line down into words of the second (descenders that touch
+    the ascenders below) make single ink components spanning two lines; the lines still come apart."""
+    page, truth = compose_page(demo_lines, np.random.default_rng(1), angle=0.0, line_pitch=DEMO_PITCH, gaps=DEMO_GAPS)
+    upper = [word["box"] for word in truth if word["line"] == 0]
+    lower = [word["box"] for word in truth if word["line"] == 1]
+    pen = max(2, round(0.08 * np.median([box[3] for box in upper])))
+    touching = 0
+    for a in upper:
+        for b in lower:
+            left, right = max(a[0], b[0]) + pen, min(a[0] + a[2], b[0] + b[2]) - pen
+            if right > left:
+                x = (left + right) // 2
+                cv2.line(page, (x, a[1] + a[3] - 2 * pen), (x, b[1] + 2 * pen), (40, 30, 20), pen)
+                touching += 1
+    assert touching >= 3
+    ink = binarize(flatten(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY)))
+    _, components = cv2.connectedComponents(ink.astype(np.uint8))
+    first = set(np.unique(components[upper[0][1]:upper[0][1] + upper[0][3] // 2]))
+    second = set(np.unique(components[lower[0][1] + lower[0][3] // 2:lower[0][1] + lower[0][3]]))
+    assert len((first & second) - {0}) >= 1, "the drawn strokes should join the two lines' ink"
+    assert_read_like_truth(find_words(page), truth, 3)
+
+
+def test_boxes_are_in_input_pixels_at_any_resolution(demo_lines):
+    """The same page at half and double size: the boxes scale with it (sizes are measured on the page)."""
+    page, truth = compose_page(demo_lines[:2], np.random.default_rng(2), angle=1.0, line_pitch=DEMO_PITCH, gaps=DEMO_GAPS)
+    for scale in (0.5, 2.0):
+        resized = cv2.resize(page, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+        scaled_truth = [{**word, "box": [round(v * scale) for v in word["box"]]} for word in truth]
+        assert_read_like_truth(find_words(resized), scaled_truth, 2)
+
+
+@pytest.mark.skipif(not os.path.isdir(GW_WORDS), reason="gw_words not in ../shared/data")
+def test_gw_words_pages():
+    """Two pages of real handwriting from the validation split, lines close enough that some touch."""
+    pages = dataset_lines(GW_WORDS, "valid")
+    rng = np.random.default_rng(3)
+    found = true = hits = 0
+    for index in range(2):
+        lines = [[(read_image(path), text) for path, text in line] for line in pages[index][:6]]
+        page, truth = compose_page(lines, rng, jpeg_quality=80 if index else None)
+        boxes = found_boxes(find_words(page))
+        hits, found, true = hits + matched_boxes(boxes, [word["box"] for word in truth]), found + len(boxes), true + len(truth)
+    assert 2 * hits / (found + true) >= 0.9
+
+
+def test_read_page_structure_and_single_words(trained_model_dir, demo_lines, monkeypatch):
+    """read_page's result has the agreed shape; the page's text is its lines' words in order; each
+    word, cut from the page at its true box and read on its own, reads as it did on the page."""
+    import inferenceModel
+
+    monkeypatch.setattr(inferenceModel, "PAGE_BATCH", 4)  # several model calls per page
+    model = ImageToWordModel(trained_model_dir)
+    page, truth = compose_page(demo_lines, np.random.default_rng(4), angle=1.5, line_pitch=DEMO_PITCH, gaps=DEMO_GAPS)
+    result = model.read_page(page)
+    assert set(result) == {"words", "lines", "text"} and len(result["lines"]) == 3
+    assert matched_boxes([word["box"] for word in result["words"]], [word["box"] for word in truth]) >= 0.9 * len(truth)
+    for word in result["words"]:
+        assert set(word) == {"box", "text", "confidence", "line"} and 0 <= word["confidence"] <= 1
+        assert all(isinstance(v, int) for v in word["box"]) and isinstance(word["text"], str)
+    assert [word["line"] for word in result["words"]] == sorted(word["line"] for word in result["words"])
+    assert result["text"] == "\n".join(line["text"] for line in result["lines"])
+    for number, line in enumerate(result["lines"]):
+        assert line["text"] == " ".join(w["text"] for w in result["words"] if w["line"] == number and w["text"])
+
+    for word in result["words"][:5]:
+        x, y, w, h = word["box"]
+        alone = model.read_page(page[max(0, y - 3):y + h + 3, max(0, x - 3):x + w + 3])
+        assert len(alone["words"]) == 1
+        assert (alone["words"][0]["text"], alone["text"]) == (word["text"], word["text"])
+
+
+def test_bad_images(trained_model_dir):
+    model = ImageToWordModel(trained_model_dir)
+    for image, reason in [(np.zeros((0, 0, 3), np.uint8), "empty"), (np.full((200, 300, 3), 255, np.uint8), "blank"),
+                          (np.zeros((5, 400, 3), np.uint8), "too small"),
+                          (np.broadcast_to(np.zeros((1, 1, 3), np.uint8), (9000, 6000, 3)), "too large")]:
+        with pytest.raises(UnreadableImage, match=reason):
+            model.read_page(image)
+    rng = np.random.default_rng(0)
+    paper = np.clip(215 + rng.normal(0, 6, (400, 600, 3)) + np.linspace(-30, 30, 600)[None, :, None], 0, 255)
+    assert model.read_page(paper.astype(np.uint8)) == {"words": [], "lines": [], "text": ""}
+
+
+def test_page_command(trained_model_dir, demo_lines, tmp_path):
+    page, truth = compose_page(demo_lines[:2], np.random.default_rng(5), line_pitch=DEMO_PITCH, gaps=DEMO_GAPS)
+    cv2.imwrite(str(tmp_path / "letter.jpg"), page)
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "paper.png"), np.clip(220 + rng.normal(0, 5, (300, 400)), 0, 255).astype(np.uint8))
+    cv2.imwrite(str(tmp_path / "white.png"), np.full((300, 400), 255, np.uint8))
+    (tmp_path / "notes.png").write_text("not a picture")
+    out = tmp_path / "out"
+    result = run_script("inferenceModel.py", "--model", trained_model_dir, "--page", tmp_path / "letter.jpg",
+                        tmp_path / "paper.png", tmp_path / "white.png", tmp_path / "notes.png", "--output-dir", out, "--preview")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith(("skipped", "error"))]
+    assert errors == [f"skipped {tmp_path / 'white.png'}: blank (one flat colour): there is nothing to read",
+                      f"skipped {tmp_path / 'notes.png'}: not an image file OpenCV can read",
+                      "error: 2 of 4 images could not be read (listed above)"]
+    with open(out / "letter.json", encoding="utf-8") as f:
+        letter = json.load(f)
+    assert letter["image"] == str(tmp_path / "letter.jpg") and len(letter["lines"]) == 2
+    assert matched_boxes([word["box"] for word in letter["words"]], [word["box"] for word in truth]) >= 0.9 * len(truth)
+    with open(out / "paper.json", encoding="utf-8") as f:
+        assert json.load(f) == {"image": str(tmp_path / "paper.png"), "words": [], "lines": [], "text": ""}
+    assert "(no writing found)" in result.stdout
+    preview = cv2.imread(str(out / "letter.preview.png"))
+    assert preview.shape == page.shape and np.abs(preview.astype(int) - page).max() > 100  # boxes drawn on the page
+    assert sorted(os.listdir(out)) == ["letter.json", "letter.preview.png", "paper.json", "paper.preview.png"]
+
+    refused = run_script("inferenceModel.py", "--model", trained_model_dir, "--page", tmp_path / "letter.jpg")
+    assert refused.returncode == 2 and "--page needs --output-dir" in refused.stderr
+
+
+def test_bench_pages(trained_model_dir, demo_dir):
+    result = run_script("bench.py", "pages", "--model", trained_model_dir, "--data-dir", demo_dir, "--pages", 2, "--lines", 3)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert re.search(r"precision [\d.]+, recall [\d.]+, F1 [\d.]+", result.stdout)
+    assert re.search(r"page CER [\d.]+% against [\d.]+% for the same words cropped by hand", result.stdout)
+    assert re.fullmatch(r"  [\d.]+ pages/s", result.stdout.splitlines()[-1])
