@@ -490,7 +490,7 @@ def score_test_set(model_dir):
     # Imported when needed, as in onnx_export.py: importing onnxruntime writes a file into the temporary folder.
     from inferenceModel import ImageToWordModel, predict_files, read_labelled_csv, score
     rows = read_labelled_csv(os.path.join(model_dir, "test.csv"))
-    predictions = predict_files(ImageToWordModel(model_dir), [path for path, _ in rows], batch_size=64)
+    predictions, _ = predict_files(ImageToWordModel(model_dir), [path for path, _ in rows], batch_size=64)
     summary, _ = score(rows, predictions)
     write_json_atomically(summary, os.path.join(model_dir, "test_scores.json"))
     print(f"Test set, {summary['words']} words by writers unseen in training: CER {summary['corpus_cer']:.2%}, "
