@@ -101,10 +101,10 @@ def has_native_bfloat16():
 
 # Every replica must get a share of every batch. TensorFlow splits a global batch into the
 # replicas' per-replica batch size in order, so a short last batch (2,433 gw_words words in
-# batches of 32 leave 1) fills the first replicas and leaves the others an empty share; the
-# synchronized BatchNormalization's all-reduce then meets different shapes on different replicas
-# and the run aborts (or, across machines, one worker exits and the other waits forever).
-# Two ways out, one for each kind of data:
+# batches of 32 leave 1) fills the first replicas and leaves the others an empty share, which
+# Keras' BatchNormalization cannot take: in training its synchronized all-reduce meets different
+# shapes on different replicas, in validation it fails on its own ("Incompatible shapes: [24] vs.
+# [0,32,128,3]"), and the run aborts. Two ways out, one for each kind of data:
 
 class WholeGlobalBatches(keras.utils.PyDataset):
     """The training data without its last, partial global batch. What it costs: each epoch skips
@@ -162,11 +162,11 @@ class PeerWatchdog(keras.callbacks.Callback):
     """Ends this worker of a multi-worker run, with an error, when training made no progress for
     `seconds`: a peer that died or hangs leaves the others waiting in their next all-reduce
     forever, and a hung worker is worse than a failed one (a cluster's scheduler restarts failed
-    jobs, not stuck ones). TensorFlow's own guards do not cover it all: its coordination service
-    notices a killed peer by its missing heartbeats (train.py then stops at once), but not one
-    that hangs or leaves after an error of its own; CommunicationOptions(timeout_seconds=...)
-    would bound every collective op, but starts a thread for each (TensorFlow calls it a
-    debugging aid). Progress is any finished batch, training or validation, from the first
+    jobs, not stuck ones). TensorFlow's coordination service notices a peer that stopped (killed,
+    or exited) by its missing heartbeats and fails the next all-reduce (train.py then calls
+    stop_worker); this watchdog covers the rest, a peer that hangs alive or a stall nothing
+    reports. CommunicationOptions(timeout_seconds=...) would bound every collective op instead,
+    but starts a thread for each (TensorFlow calls it a debugging aid). Progress is any finished batch, training or validation, from the first
     training step on; `seconds` must exceed the slowest step plus a whole validation pass,
     the first one's tracing included (train.py --peer-timeout)."""
 
