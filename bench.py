@@ -3,7 +3,7 @@
     python bench.py inference --model DIR [--csv FILE] [--images N] [--quantize]
     python bench.py train [--data-dir DIR] [--steps N]
     python bench.py budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
-    python bench.py pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S]
+    python bench.py pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S] [--line-pitch UNITS]
 
 train: training samples per second of the tutorial preset, of the project's defaults, and of the
 defaults with the tutorial's model (the same architecture as the tutorial preset, so the speed-up of the
@@ -260,7 +260,7 @@ def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_
     1-2 x-heights; a script with short ascenders needs more). Its height on the line: where all word
     images are equally high, the dataset cut them to their line's band (gw_words), so the bands'
     centres sit on the line's centre, keeping the writer's own baseline; otherwise the word's middle
-    ink row (in its x-height band) does. Either +-3% of a unit; lines are line_pitch units apart
+    ink row (in its x-height band) does, +-3% of a unit. Lines are line_pitch units apart
     (default 0.8-0.95: close enough that some ascenders and descenders touch). Then toned
     paper, one ink colour, light falling off away from a lamp, noise, a rotation by `angle` degrees
     (default: uniform in +-2) and, with jpeg_quality, a JPEG round trip.
@@ -360,7 +360,8 @@ def bench_pages(args):
         source = sources[index % len(sources)]
         start = int(rng.integers(0, max(1, len(source) - args.lines + 1)))
         lines = [[(read_image(path), text) for path, text in line] for line in source[start:start + args.lines]]
-        page, truth = compose_page(lines, rng, jpeg_quality=int(rng.integers(60, 95)) if index % 2 else None)
+        jpeg_quality = int(rng.integers(60, 95)) if index % 2 else None
+        page, truth = compose_page(lines, rng, line_pitch=args.line_pitch, jpeg_quality=jpeg_quality)
         began = time.perf_counter()
         result = model.read_page(page)
         seconds += time.perf_counter() - began
@@ -415,12 +416,16 @@ def main(argv=None):
     pages.add_argument("--pages", type=int, default=20, help="how many pages to compose and read (default %(default)s)")
     pages.add_argument("--lines", type=int, default=8, help="source lines per page (default %(default)s)")
     pages.add_argument("--seed", type=int, default=0, help="seed of the page composer (default %(default)s)")
+    pages.add_argument("--line-pitch", type=float, metavar="UNITS",
+                       help="lines this many word heights apart (default: 0.8-0.95, some lines touch; 1.3: none do)")
     pages.set_defaults(run=bench_pages)
     args = parser.parse_args(argv)
     if getattr(args, "steps", 1) < 1 or getattr(args, "minutes", 1) <= 0:
         parser.error("--steps and --minutes must be above 0")
     if getattr(args, "pages", 1) < 1 or getattr(args, "lines", 1) < 1:
         parser.error("--pages and --lines must be at least 1")
+    if (getattr(args, "line_pitch", None) or 1) <= 0:
+        parser.error("--line-pitch must be above 0")
     try:
         args.run(args)
     except ModelFileError as e:
