@@ -200,7 +200,9 @@ def find_words(image):
         mine = line_of_pixel == line
         if mine.any():
             lines.append(split_words(xs[mine], ys[mine], xr[mine], yr[mine], component[mine], pen))
-    return [[make_word(pixels, quartiles) for pixels in words] for words, _, quartiles in attach_fragments(lines)]
+    lines = attach_fragments(lines)
+    add_dots(lines, labels, stats, pen, rotation)
+    return [[make_word(pixels, quartiles) for pixels in words] for words, _, quartiles in lines]
 
 
 def split_words(xs, ys, xr, yr, component, pen):
@@ -273,6 +275,33 @@ def attach_fragments(lines):
             near_line, index, _ = min(own_line or near, key=distance)
             real[near_line][index] = tuple(np.r_[mine, theirs] for mine, theirs in zip(real[near_line][index], word))
     return [(sorted(words, key=lambda word: word[0].min()), *line[1:]) for words, line in zip(real, lines) if words]
+
+
+def add_dots(lines, labels, stats, pen, rotation):
+    """Gives back to their words the dots that finding the lines left out as too small (an i's dot
+    can be smaller than the pen is wide; noise specks are that small too, so only the specks just
+    above or on a word, within its columns, count). Changes `lines` in place."""
+    area = stats[:, cv2.CC_STAT_AREA]
+    dots = np.nonzero((area >= max(3, 0.5 * pen * pen)) & (area < max(4, pen * pen)))[0]
+    dots = dots[dots > 0]
+    if len(dots) == 0:
+        return
+    ys, xs = np.nonzero(np.isin(labels, dots))
+    label = labels[ys, xs]
+    for words, x_height, _ in lines:
+        for index, (wx, wy, wxr, wyr) in enumerate(words):
+            left, right, top, bottom = wx.min(), wx.max(), wy.min() - x_height, wy.max()
+            on_word = (xs >= left) & (xs <= right) & (ys >= top) & (ys <= bottom)
+            for dot in np.unique(label[on_word]):
+                mine = label == dot
+                if not on_word[mine].all():
+                    continue
+                dx, dy = xs[mine], ys[mine]
+                dxr = rotation[0, 0] * dx + rotation[0, 1] * dy + rotation[0, 2]
+                dyr = rotation[1, 0] * dx + rotation[1, 1] * dy + rotation[1, 2]
+                words[index] = (np.r_[wx, dx], np.r_[wy, dy], np.r_[wxr, dxr], np.r_[wyr, dyr])
+                wx, wy, wxr, wyr = words[index]
+                label[mine] = -1  # given to this word
 
 
 def make_word(pixels, line_quartiles):
