@@ -28,8 +28,9 @@ toned paper, uneven light, noise, a rotation within +-2 degrees, every other pag
 keeps every word's true box and text. Word detection: precision, recall and F1 of the found boxes
 against the true ones at IoU >= 0.5. Page text: CER of the page's text (whitespace normalised)
 against the truth, beside the same model's CER on the same words cropped by hand (the dataset's
-word images, joined the same way). Last line: pages per second of read_page alone (one pass;
-composing and scoring are not timed).
+word images, joined the same way). Then each of those word images on its own through read_page, as a
+user may upload one word: how often it finds one word, and its CER beside predict's. Last line: pages
+per second of read_page on the pages (one pass; composing and scoring are not timed).
 
 Each figure is the best of REPEATS rounds, as timeit does: other programs on the machine only ever
 make a run slower. The images are read once before timing, so all paths read from a warm file cache.
@@ -355,6 +356,7 @@ def bench_pages(args):
         sys.exit(f"error: {args.data_dir} has no words to compose pages from")
     rng = np.random.default_rng(args.seed)
     found = true = hits = page_edits = cropped_edits = characters = 0
+    single_words = single_edits = predict_edits = word_characters = 0
     seconds = 0.0
     for index in range(args.pages):
         source = sources[index % len(sources)]
@@ -376,6 +378,12 @@ def bench_pages(args):
         for line in lines:
             cropped_lines.append(cropped[position:position + len(line)])
             position += len(line)
+        for (image, text), predicted in zip([word for line in lines for word in line], cropped):
+            alone = model.read_page(image)  # a word cut by hand, as a user may upload it
+            single_words += len(alone["words"]) == 1
+            single_edits += edit_distance(list(" ".join(alone["text"].split())), list(text))
+            predict_edits += edit_distance(list(predicted), list(text))
+            word_characters += len(text)
         page_edits += edit_distance(list(read_text), list(truth_text))
         cropped_edits += edit_distance(list(page_text(cropped_lines)), list(truth_text))
         characters += len(truth_text)
@@ -387,6 +395,8 @@ def bench_pages(args):
           f"({hits} of {true} true words, {found} found)")
     print(f"  page CER {page_edits / characters:.2%} against {cropped_edits / characters:.2%} for the same words "
           f"cropped by hand ({100 * (page_edits - cropped_edits) / characters:+.2f} points)")
+    print(f"  the same words one at a time (each word image as a page): read_page finds one word in "
+          f"{single_words / true:.1%}, CER {single_edits / word_characters:.2%} (predict {predict_edits / word_characters:.2%})")
     print(f"  {args.pages / seconds:.2f} pages/s")
 
 
