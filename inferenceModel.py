@@ -71,7 +71,10 @@ def decode_image(data):
     if not data:
         raise UnreadableImage("empty file (0 bytes)")
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        # A JPEG is read as colour, which turns it upright by its EXIF orientation: phones save photos
+        # sideways with such a tag. (IMREAD_UNCHANGED ignores the tag; a JPEG has no alpha or 16 bits to keep.)
+        flags = cv2.IMREAD_COLOR if data.startswith(b"\xff\xd8\xff") else cv2.IMREAD_UNCHANGED
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error:  # e.g. a header announcing more pixels than OpenCV allows
         image = None
     if image is None or image.size == 0:

@@ -11,7 +11,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from conftest import run_script
-from inferenceModel import ImageToWordModel, predict_files, quantize_model, read_image
+from inferenceModel import ImageToWordModel, decode_image, predict_files, quantize_model, read_image
 from preview import CELL, COLUMNS, write_preview
 
 
@@ -217,3 +217,19 @@ def test_bench_inference_reports_every_path_on_the_same_images(model_dir):
     assert ": 8 images from" in result.stdout
     for line in ["tutorial loop", "batched, files to text", "model alone", "int8 batched", "int8 model alone", "average CER"]:
         assert re.search(rf"^  {line}.*\d", result.stdout, re.MULTILINE), line
+
+
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation():
+    """Phones store a portrait photo as a landscape JPEG with an EXIF tag saying "turn 90 degrees"."""
+    import io
+
+    from PIL import Image
+    stored = np.full((40, 100, 3), 255, np.uint8)
+    stored[:, :10] = 0  # a black stripe on the stored image's left edge
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the camera was turned; show it rotated 90 degrees clockwise
+    photo = io.BytesIO()
+    Image.fromarray(stored).save(photo, "JPEG", exif=exif)
+    upright = decode_image(photo.getvalue())
+    assert upright.shape == (100, 40, 3)
+    assert upright[:10].mean() < 60 and upright[-10:].mean() > 200  # the stripe is now along the top
