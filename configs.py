@@ -55,7 +55,6 @@ PRESETS = {
 FINETUNE = {
     "learning_rate": 0.003,
     "lr_schedule": "cosine",
-    "freeze_cnn": 0.25,                 # the first quarter trains only the BiLSTM and the outputs
     "mixed_precision": "auto",          # as for a new run: what this machine computes natively
 }
 

@@ -132,8 +132,7 @@ def parse_args(argv=None):
                             "exact model and settings, to reproduce README: Results (default %(default)s)")
     train.add_argument("--init-from", metavar="MODEL",
                        help="fine-tune: start from the weights of a model folder train.py wrote (or its model.keras), "
-                            "with its input size, architecture and settings, and configs.FINETUNE's learning rate "
-                            "and --freeze-cnn; "
+                            "with its input size, architecture and settings, and configs.FINETUNE's learning rate; "
                             "characters new to it get output units of their own")
     train.add_argument("--architecture", choices=["columns", "tutorial"], help="model.py's model (default: the preset's)")
     train.add_argument("--augmentation", choices=["rich", "tutorial"],
@@ -152,7 +151,7 @@ def parse_args(argv=None):
                             f"to its peak (default: {defaults.warmup})")
     train.add_argument("--freeze-cnn", type=share_of_training, metavar="FRACTION",
                        help="with the cosine schedule: train only the BiLSTM and the outputs for this share of "
-                            f"training, then everything (default: {defaults.freeze_cnn}; with --init-from configs.FINETUNE's)")
+                            f"training, then everything (default: {defaults.freeze_cnn})")
     train.add_argument("--keep-aspect-ratio", choices=["yes", "no"],
                        help="yes: scale words to fit the input and pad with white; no: stretch them to it "
                             "(default: the preset's)")

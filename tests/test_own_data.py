@@ -138,7 +138,8 @@ def test_fine_tuning_adds_units_for_new_characters(trained_model_dir, two_word_f
     write_labels_csv(tmp_path / "val.csv", [(two_word_folder / path, label) for path, label in rows[24:]])
     model_dir = tmp_path / "model"
     result = run_script("train.py", "--init-from", trained_model_dir, "--train-csv", tmp_path / "train.csv",
-                        "--val-csv", tmp_path / "val.csv", "--epochs", 1, "--batch-size", 8, "--model-dir", model_dir)
+                        "--val-csv", tmp_path / "val.csv", "--epochs", 1, "--batch-size", 8, "--freeze-cnn", 0.5,
+                        "--model-dir", model_dir)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     with open(os.path.join(trained_model_dir, "configs.yaml"), encoding="utf-8") as f:
@@ -149,7 +150,7 @@ def test_fine_tuning_adds_units_for_new_characters(trained_model_dir, two_word_f
     assert " " in added and "é" in added
     assert new["vocab"] == old["vocab"] + added
     assert new["init_from"] == os.path.abspath(trained_model_dir)
-    assert (new["learning_rate"], new["freeze_cnn"]) == (0.003, 0.25) and "Training the CNN too" in result.stdout
+    assert (new["learning_rate"], new["freeze_cnn"]) == (0.003, 0.5) and "Training the CNN too" in result.stdout
     assert (new["height"], new["width"], new["architecture"]) == (old["height"], old["width"], old["architecture"])
     assert len(open(model_dir / "val.csv", encoding="utf-8").read().splitlines()) == 1 + len(rows[24:])
 
