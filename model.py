@@ -5,7 +5,8 @@ Two architectures (configs.py picks one): the original tutorial's, and "columns"
 project's default, which spends its multiply-adds where they pay (docs/experiments.md)."""
 import warnings
 
-from keras import layers
+import keras
+from keras import layers, ops
 from keras.models import Model
 from mltu.tensorflow.model_utils import residual_block
 
@@ -46,6 +47,37 @@ def tutorial_model(input_dim, output_dim, dropout, activation="leaky_relu"):
     return recurrent_head(inputs, x, output_dim, dropout)
 
 
+@keras.saving.register_keras_serializable(package="htr")  # so keras.models.load_model finds it
+class PaperNormalization(layers.Layer):
+    """Makes a photographed word look like a scan, inside the model, so every ONNX consumer gets
+    it: BGR 0-255 in, grey 0-255 out (in 3 equal channels, the shape the layers after it take),
+    paper white and the darkest ink black, whatever the paper's tint, the light on it, or the
+    ink's colour and strength.
+
+    The paper's brightness at each pixel is the brightest grey within `window` pixels (a max
+    filter reaches past strokes to the paper beside them), smoothed; dividing by it levels out
+    tint, uneven light and shadows. Then each image's ink is stretched so its darkest strokes
+    (averaged over 3x3 pixels, so single noise pixels do not count) become black. A clean scan
+    comes out nearly unchanged."""
+
+    def __init__(self, window=15, **kwargs):
+        super().__init__(**kwargs)
+        self.window = window
+
+    def call(self, images):
+        grey = ops.mean(ops.cast(images, "float32"), axis=-1, keepdims=True)
+        paper = ops.max_pool(grey, (1, self.window), strides=1, padding="same")  # separable: the same, faster
+        paper = ops.max_pool(paper, (self.window, 1), strides=1, padding="same")
+        paper = ops.average_pool(paper, (self.window, self.window), strides=1, padding="same")
+        ink = ops.relu(1 - grey / ops.maximum(paper, 1.0))  # 0 on paper, 1 for black ink on white
+        darkest = ops.max(ops.average_pool(ink, (3, 3), strides=1, padding="same"), axis=(1, 2, 3), keepdims=True)
+        ink = ops.minimum(ink / ops.maximum(darkest, 0.25), 1.0)  # 0.25: a blank page's noise stays faint
+        return ops.repeat(255 * (1 - ink), 3, axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "window": self.window}
+
+
 def columns_model(input_dim, output_dim, dropout, activation="leaky_relu"):
     """Residual CNN + BiLSTM as in published HTR models (e.g. Retsinas et al., DAS 2022):
     - a strided stem: full-resolution 16-channel maps cost the tutorial's model most of its time
@@ -60,9 +92,11 @@ def columns_model(input_dim, output_dim, dropout, activation="leaky_relu"):
       height (Retsinas et al.) throws away;
     - ink is 1 and paper 0: the convolutions pad with zeros, which then reads as paper. With the
       tutorial's scaling (paper 1) the padding is a black frame around every word, and training
-      was unstable (validation CER jumping above 30% late in runs)."""
+      was unstable (validation CER jumping above 30% late in runs);
+    - PaperNormalization first, so photos read like scans."""
     inputs = layers.Input(shape=input_dim, name="input")
-    x = layers.Rescaling(-1.0 / 255, offset=1.0)(inputs)
+    x = PaperNormalization(dtype="float32", name="paper_normalization")(inputs)
+    x = layers.Rescaling(-1.0 / 255, offset=1.0)(x)
 
     # A plain convolution, not a residual block: the block's 1x1 stride-2 shortcut convolution
     # on the 3-channel input corrupts memory in TensorFlow 2.21's CPU kernels (training aborts

@@ -36,21 +36,20 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from keras.callbacks import CSVLogger, EarlyStopping, ReduceLROnPlateau, TensorBoard
-from mltu.annotations.images import CVImage
 from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomGaussianBlur, RandomRotate, RandomSharpen
-from mltu.preprocessors import ImageReader
 from mltu.tensorflow.callbacks import TrainLogger
-from mltu.tensorflow.dataProvider import DataProvider
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
-from augmentors import RandomNoise, RandomShear
-from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
-                       TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
+from augmentors import CropToInk, RandomNoise, RandomPhoto, RandomShear
+from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, RunTimeEstimate,
+                       StopOnSignalOrNaN, TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule,
+                       write_json_atomically)
 from configs import PRESETS, ModelConfigs
+from data_pipeline import ImageCache, SeededDataProvider, default_workers
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
-from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
-                        writes_files)
+from distribute import (DeviceSetupError, PaddedLastBatch, PeerWatchdog, WholeGlobalBatches, make_strategy,
+                        set_mixed_precision, share_batch_norm_statistics, stop_worker, writes_files)
 from finetune import FrozenCNN, StartingModelError, finetune_configs, load_starting_weights
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
 from labels_csv import split_labels_csv
@@ -104,6 +103,9 @@ def parse_args(argv=None):
     data.add_argument("--dataset", choices=["iam", "demo"], default="iam",
                       help="iam: download the IAM words archive (default); demo: generate the embedded "
                            "offline set of synthetic handwriting in Datasets/Demo_Words")
+    data.add_argument("--demo-words", type=positive_int, default=3000, metavar="N",
+                      help="with --dataset demo: how many word images to generate (default %(default)s; 100000 is "
+                           "about IAM's size, README: Training on IAM)")
     data.add_argument("--data-dir", metavar="DIR",
                       help="train on your own folder instead of --dataset: DIR/labels.csv with the columns image_path,label "
                            "(paths relative to DIR; README: Train on your own handwriting), or an extracted folder in "
@@ -119,8 +121,9 @@ def parse_args(argv=None):
                       help="with --dataset iam: an IAM_Words.zip or words.tgz you downloaded yourself, instead of downloading")
     data.add_argument("--dataset-url", default=IAM_WORDS_URL, help="with --dataset iam: where to download IAM_Words.zip from")
     data.add_argument("--split", choices=["auto", "random", "aachen"], default="auto",
-                      help="auto: the folder's splits/ lists when present, else random; random: 90/10 of the words "
-                           "with --seed; aachen: the writer-independent RWTH Aachen split of IAM (adds test.csv)")
+                      help="auto: aachen for IAM (--dataset iam, downloaded or --archive); for a folder, its splits/ "
+                           "lists when present, else random; random: 90/10 of the words with --seed; aachen: the "
+                           "writer-independent RWTH Aachen split of IAM (adds test.csv, scored at the end)")
     data.add_argument("--keep-er", action="store_true",
                       help="keep IAM words whose segmentation is flagged 'er' (dropped by default: their boxes are wrong)")
     train = parser.add_argument_group("training (defaults: the --preset's settings in configs.py)")
@@ -153,8 +156,9 @@ def parse_args(argv=None):
                        help="yes: scale words to fit the input and pad with white; no: stretch them to it "
                             "(default: the preset's)")
     train.add_argument("--epochs", type=positive_int,
-                       help="most epochs to train; early stopping may end sooner (default: the preset's, "
-                            f"{defaults.train_epochs} for default, {tutorial.train_epochs} for tutorial)")
+                       help="most epochs to train; early stopping may end sooner (default: the preset's: for "
+                            f"default, enough epochs for {defaults.train_samples:,} training images and at least "
+                            f"{defaults.min_epochs}; {tutorial.train_epochs} for tutorial)")
     train.add_argument("--minutes", type=positive_float,
                        help="stop training after this many minutes of wall-clock time, then export the best epoch as usual")
     train.add_argument("--batch-size", type=positive_int,
@@ -173,7 +177,7 @@ def parse_args(argv=None):
     train.add_argument("--seed", type=int, default=42, help="for the split, weights and augmentation (default %(default)s)")
     train.add_argument("--resume", metavar="DIR",
                        help="continue an interrupted run from DIR's last checkpoint, with its data split and settings "
-                            "(--epochs, --minutes, --strategy and --jit-compile may be given anew)")
+                            "(--epochs, --minutes, --strategy, --workers and --jit-compile may be given anew)")
     scale = parser.add_argument_group("several GPUs or machines, speed (README: GPUs and several machines)")
     scale.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker"], default="auto",
                        help="auto: mirrored when this machine has more than one GPU, else default (the default); "
@@ -186,16 +190,24 @@ def parse_args(argv=None):
                             "recent GPUs and CPUs with bfloat16 instructions; auto: bfloat16 where the hardware has "
                             "it, else off; the exported ONNX model is float32 "
                             f"(default: {defaults.mixed_precision}, tutorial {tutorial.mixed_precision})")
+    scale.add_argument("--workers", type=positive_int,
+                       help="processes that prepare the training batches (read, augment, resize) while the model "
+                            "trains; the batches are the same for any number (default: all cores but one with a GPU, "
+                            "one per 8 cores without)")
     scale.add_argument("--jit-compile", action="store_true",
                        help="compile the training step with XLA; today XLA cannot compile this model's CTC decoding "
                             "and stops with an error naming the op (default: off)")
+    scale.add_argument("--peer-timeout", type=positive_float, default=600, metavar="SECONDS",
+                       help="with --strategy multiworker: a worker that makes no progress for this long (another "
+                            "worker died or hangs) exits with an error instead of waiting forever; more than the "
+                            "slowest step plus one validation pass (default %(default)g)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.preset == "seed":
         args.preset = "tutorial"
     if args.resume:
-        fixed = ["--dataset", "--data-dir", "--train-csv", "--val-csv", "--init-from", "--archive", "--dataset-url",
-                 "--split", "--keep-er", "--preset", "--architecture", "--augmentation", "--dropout", "--ctc-shortcut",
+        fixed = ["--dataset", "--demo-words", "--data-dir", "--train-csv", "--val-csv", "--init-from", "--archive",
+                 "--dataset-url", "--split", "--keep-er", "--preset", "--architecture", "--augmentation", "--dropout", "--ctc-shortcut",
                  "--lr-schedule", "--warmup", "--freeze-cnn", "--keep-aspect-ratio", "--batch-size", "--learning-rate",
                  "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
         clashes = [flag for flag in fixed if any(a == flag or a.startswith(flag + "=") for a in argv)]
@@ -254,11 +266,17 @@ def new_run(args, configs):
                     raise DatasetError(f"{dataset_dir} holds neither labels.csv (columns image_path,label) nor words.txt "
                                        "(IAM words layout): see README: Train on your own handwriting")
             elif args.dataset == "demo":
-                dataset_dir = generate_demo_words()
+                dataset_dir = generate_demo_words(num_words=args.demo_words)
             else:
                 dataset_dir = download_iam_words(url=args.dataset_url, archive=args.archive)
             words = parse_words_txt(dataset_dir, drop_er=not args.keep_er)
-            splits = split_words(words, args.split, dataset_dir, seed=args.seed)
+            split = args.split
+            if split == "auto" and not args.data_dir and args.dataset == "iam":
+                # IAM itself: the split papers report on, writers disjoint between train, validation and
+                # test. A random split puts the same writers in training and validation and flatters val_CER.
+                print("split auto: IAM, so the RWTH Aachen split by writer")
+                split = "aachen"
+            splits = split_words(words, split, dataset_dir, seed=args.seed)
             labels = [label for _, _, label in words]
     except DatasetError as e:
         sys.exit(f"error: {e}")
@@ -271,6 +289,10 @@ def new_run(args, configs):
               f"{''.join(new_characters)!r}")
     configs.vocab += "".join(new_characters)
     configs.max_text_length = max(len(label) for label in labels)
+    if configs.train_epochs is None:  # the default preset's length scales with the data (configs.py)
+        configs.train_epochs = max(configs.min_epochs, math.ceil(configs.train_samples / len(splits["train"])))
+        print(f"Training for {configs.train_epochs} epochs ({configs.train_epochs * len(splits['train']):,} images; "
+              "--epochs or --minutes to change)")
     try:
         configs.save()
         # The split is saved before training, so inferenceModel.py can score any checkpoint,
@@ -319,18 +341,22 @@ def as_model_inputs(images, labels, ctc_shortcut=False):
     return images, ({"output": labels, "shortcut": labels} if ctc_shortcut else labels)
 
 
-def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
-    """Step 3, the data pipeline: read the image, augment it (training only), resize it to the
-    model's input, turn the label into vocabulary indices padded to a fixed length (padding =
-    len(vocab), the CTC blank), and batch."""
-    provider = DataProvider(
-        dataset=rows,
-        skip_validation=True,
-        batch_size=batch_size,
+def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False, seed=0, epoch=0, workers=1):
+    """Step 3, the data pipeline: read the image (decoded once, data_pipeline.ImageCache), augment
+    it (training only), resize it to the model's input, turn the label into vocabulary indices
+    padded to a fixed length (padding = len(vocab), the CTC blank), and batch. `workers` processes
+    prepare the batches while the model trains; each sample's augmentation and each epoch's order
+    depend only on (seed, epoch, sample index), so any number of workers gives the same batches."""
+    provider = SeededDataProvider(
+        rows,
+        ImageCache([path for path, _ in rows]),
+        seed=seed,
         shuffle=shuffle,
-        data_preprocessors=[ImageReader(CVImage)],
+        epoch=epoch,
+        batch_size=batch_size,
         augmentors=list(augmentors),
         transformers=[
+            CropToInk(),  # as inference does it (ImageToWordModel.resize): a loose crop fills the width like a tight one
             # Padding is white, like the paper around the word.
             ImageResizer(configs.width, configs.height, keep_aspect_ratio=configs.keep_aspect_ratio,
                          padding_color=(255, 255, 255)),
@@ -340,10 +366,8 @@ def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
         batch_postprocessors=[functools.partial(as_model_inputs, ctc_shortcut=configs.ctc_shortcut > 0)],
     )
     # mltu's DataProvider never calls Keras 3's PyDataset.__init__, so fit() would ignore
-    # workers=... and prepare every batch in the training loop. One worker thread prepares
-    # the next batches while the model trains (more threads would make augmentation order,
-    # and so the run, non-reproducible).
-    keras.utils.PyDataset.__init__(provider, workers=1, use_multiprocessing=False)
+    # workers=... and prepare every batch in the training loop.
+    keras.utils.PyDataset.__init__(provider, workers=workers, use_multiprocessing=True)
     return provider
 
 
@@ -355,9 +379,37 @@ def training_augmentors(name):
         return [RandomBrightness(), RandomErodeDilate(kernel_size=(2, 2)), RandomSharpen(),
                 RandomRotate(angle=10, borderValue=(255, 255, 255))]
     # "rich": handwriting varies most in slant and stroke; words are rarely rotated by 10 degrees.
+    # Half the words become photo-like (last, so the white that slant and rotation fill in is
+    # photographed too): the model's PaperNormalization levels paper and ink, this teaches the rest.
     return [RandomBrightness(), RandomErodeDilate(kernel_size=(2, 2)), RandomSharpen(),
             RandomShear(max_shear=0.5), RandomRotate(angle=3, borderValue=(255, 255, 255)),
-            RandomGaussianBlur(sigma=1.0, random_chance=0.2), RandomNoise(random_chance=0.2)]
+            RandomGaussianBlur(sigma=1.0, random_chance=0.2), RandomNoise(random_chance=0.2), RandomPhoto(random_chance=0.5)]
+
+
+def data_pipelines(splits, configs, args, replicas, resume_state):
+    """Step 3 for training and validation (data_provider above). Under a strategy each batch is
+    the global batch: Keras splits it between the replicas."""
+    workers = args.workers or default_workers(gpus=len(tf.config.list_logical_devices("GPU")))
+    try:
+        train_data = data_provider(splits["train"], configs, configs.batch_size * replicas,
+                                   training_augmentors(configs.augmentation), shuffle=True, seed=args.seed,
+                                   epoch=resume_state["next_epoch"] if resume_state else 0, workers=workers)
+        # Validation keeps no activations for gradients, so 4x larger batches fit and run faster.
+        val_data = data_provider(splits["val"], configs, configs.batch_size * replicas * 4, workers=workers)
+    except DatasetError as e:
+        sys.exit(f"error: {e}")
+    print(f"Data pipeline: {workers} worker process{'es' if workers > 1 else ''}; "
+          f"{len(splits['train']) + len(splits['val'])} images decoded into memory "
+          f"({(train_data.cache.nbytes + val_data.cache.nbytes) / 2**20:.0f} MB) in "
+          f"{train_data.cache.seconds + val_data.cache.seconds:.1f} s")
+    if replicas > 1:
+        # Every replica needs a share of every batch, the last one too (distribute.py says why and what it costs).
+        try:
+            train_data = WholeGlobalBatches(train_data, configs.batch_size * replicas, len(splits["train"]))
+        except DeviceSetupError as e:
+            sys.exit(f"error: {e}")
+        val_data = PaddedLastBatch(val_data, configs.batch_size * replicas * 4)
+    return train_data, val_data
 
 
 def compile_model(configs):
@@ -377,7 +429,8 @@ def compile_model(configs):
         optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate, weight_decay=configs.weight_decay or None),
         loss=loss,
         loss_weights=loss_weights,
-        metrics=metrics,
+        # Weighted: the padding of a last validation batch under several replicas has weight 0 (distribute.py).
+        weighted_metrics=metrics,
     )
     return model
 
@@ -456,7 +509,7 @@ def training_callbacks(configs, args, splits, val_data, float32_model, resume_st
     last_checkpoint = ResumableCheckpoint(configs.model_path, best_checkpoint, counters, resume_state)
     speed = TrainingSpeed(configs.batch_size * replicas, len(splits["train"]))
     # A few validation words, read after every epoch and shown in TensorBoard.
-    preview_images, _ = val_data[0]
+    preview_images = val_data[0][0]
     preview_labels = [label for _, label in splits["val"][:8]]
     callbacks = schedule_callbacks + [
         best_checkpoint,
@@ -468,7 +521,10 @@ def training_callbacks(configs, args, splits, val_data, float32_model, resume_st
                           configs.vocab, reader=float32_model and reader_of(float32_model)),
         StopOnSignalOrNaN(),
         speed,
+        RunTimeEstimate(configs.train_epochs, args.minutes, on_gpu=bool(tf.config.list_logical_devices("GPU"))),
     ] + ([TrainingTimeLimit(args.minutes)] if args.minutes else [])
+    if args.strategy == "multiworker":
+        callbacks.append(PeerWatchdog(args.peer_timeout))
     if float32_model:
         # First, so the callbacks after it read its val_loss, val_CER and val_WER.
         callbacks.insert(0, Float32Validation(float32_model, val_data))
@@ -495,6 +551,12 @@ def train(model, train_data, val_data, callbacks, last_checkpoint, configs, args
         reason = getattr(e, "strerror", None) or "No space left on device"
         sys.exit(f"error: could not write in {configs.model_path} ({reason}); the last good checkpoint is "
                  f"intact: free some space, then python train.py --resume {configs.model_path}")
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+        if args.strategy != "multiworker":
+            raise
+        # TensorFlow's coordination service noticed a worker that stopped sending heartbeats (killed, crashed).
+        peers = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", e.message))) or ["a peer"]
+        stop_worker(f"the multi-worker run lost {', '.join(peers)} ({type(e).__name__})")
     except tf.errors.InvalidArgumentError as e:
         unsupported = sorted(set(re.findall(r"No registered '(\w+)' OpKernel for (\w+)", str(e))))
         if not (args.jit_compile and unsupported):
@@ -514,18 +576,34 @@ def export(configs, val_data):
     export_model = reader_of(export_model)  # without the CTC shortcut, which only training uses
     onnx_path = os.path.join(configs.model_path, "model.onnx")
     metadata = {"vocab": configs.vocab, "height": configs.height, "width": configs.width,
-                "keep_aspect_ratio": configs.keep_aspect_ratio, "max_text_length": configs.max_text_length}
+                "keep_aspect_ratio": configs.keep_aspect_ratio, "max_text_length": configs.max_text_length,
+                "crop_to_ink": True}
     try:
         export_onnx(export_model, onnx_path, metadata)
     except OnnxExportError as e:
         sys.exit(f"error: {e}")
-    images, _ = val_data[0]
+    images = val_data[0][0]
     difference = onnx_keras_max_difference(export_model, onnx_path, images)
     write_json_atomically({"images": len(images), "max_abs_difference": difference},
                           os.path.join(configs.model_path, "onnx_check.json"))
     if difference > 1e-4:
         sys.exit(f"error: the ONNX model's outputs differ from Keras by {difference:.2g} (> 1e-4); do not use {onnx_path}")
     print(f"Exported {onnx_path} (ONNX vs Keras max difference {difference:.1e} on {len(images)} validation images)")
+
+
+def score_test_set(model_dir):
+    """Step 7, when the split has a test part (--split aachen): the exported ONNX model reads the
+    test words once, at the very end. Nothing chose the model or its settings on them, so these
+    are the figures to compare with papers; they go to test_scores.json beside the model."""
+    # Imported when needed, as in onnx_export.py: importing onnxruntime writes a file into the temporary folder.
+    from inferenceModel import ImageToWordModel, predict_files, read_labelled_csv, score
+    rows = read_labelled_csv(os.path.join(model_dir, "test.csv"))
+    predictions, _ = predict_files(ImageToWordModel(model_dir), [path for path, _ in rows], batch_size=64)
+    summary, _ = score(rows, predictions)
+    write_json_atomically(summary, os.path.join(model_dir, "test_scores.json"))
+    print(f"Test set, {summary['words']} words by writers unseen in training: CER {summary['corpus_cer']:.2%}, "
+          f"average CER {summary['average_cer']:.2%}, word accuracy {summary['word_accuracy']:.2%} "
+          f"({os.path.join(model_dir, 'test_scores.json')})")
 
 
 def main(argv=None):
@@ -561,12 +639,8 @@ def main(argv=None):
               f"({configs.batch_size} per replica){'' if writes_files(strategy) else '; this worker keeps no files'}")
     check_free_space(configs.model_path)
 
-    # 3. The data pipeline (data_provider above), augmenting the training images only.
-    # Under a strategy each batch is the global batch: Keras splits it between the replicas.
-    train_data = data_provider(splits["train"], configs, configs.batch_size * replicas,
-                               training_augmentors(configs.augmentation), shuffle=True)
-    # Validation keeps no activations for gradients, so 4x larger batches fit and run faster.
-    val_data = data_provider(splits["val"], configs, configs.batch_size * replicas * 4)
+    # 3. The data pipeline (data_pipelines above), augmenting the training images only.
+    train_data, val_data = data_pipelines(splits, configs, args, replicas, resume_state)
 
     # 4. The model (build_models and compile_model above).
     model, float32_model = build_models(configs, strategy, args, resume_state)
@@ -587,6 +661,9 @@ def main(argv=None):
         write_json_atomically({"epochs": last_checkpoint.epoch + 1, "samples": speed.samples, "seconds": speed.seconds},
                               os.path.join(configs.model_path, "training.json"))
         export(configs, val_data)
+        # 7. With a test part (--split aachen, IAM's default), its scores (score_test_set above).
+        if os.path.exists(os.path.join(configs.model_path, "test.csv")):
+            score_test_set(configs.model_path)
     if interrupted:
         sys.exit(f"error: training stopped early: {interrupted}" + (
             ". The best epoch so far is exported; continue from the last good checkpoint with: "
