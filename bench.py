@@ -4,7 +4,7 @@
     python bench.py train [--data-dir DIR] [--steps N]
     python bench.py budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
     python bench.py photos --model DIR [--csv FILE] [--images N] [--seed S]
-    python bench.py pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S]
+    python bench.py pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S] [--line-pitch UNITS]
     python bench.py pipeline --data-dir DIR [--workers N]
 
 train: training samples per second of the tutorial preset, of the project's defaults, and of the
@@ -38,8 +38,9 @@ toned paper, uneven light, noise, a rotation within +-2 degrees, every other pag
 keeps every word's true box and text. Word detection: precision, recall and F1 of the found boxes
 against the true ones at IoU >= 0.5. Page text: CER of the page's text (whitespace normalised)
 against the truth, beside the same model's CER on the same words cropped by hand (the dataset's
-word images, joined the same way). Last line: pages per second of read_page alone (one pass;
-composing and scoring are not timed).
+word images, joined the same way). Then each of those word images on its own through read_page, as a
+user may upload one word: how often it finds one word, and its CER beside predict's. Last line: pages
+per second of read_page on the pages (one pass; composing and scoring are not timed).
 
 Each figure is the best of REPEATS rounds, as timeit does: other programs on the machine only ever
 make a run slower. The images are read once before timing, so all paths read from a warm file cache.
@@ -362,7 +363,7 @@ def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_
     1-2 x-heights; a script with short ascenders needs more). Its height on the line: where all word
     images are equally high, the dataset cut them to their line's band (gw_words), so the bands'
     centres sit on the line's centre, keeping the writer's own baseline; otherwise the word's middle
-    ink row (in its x-height band) does. Either +-3% of a unit; lines are line_pitch units apart
+    ink row (in its x-height band) does, +-3% of a unit. Lines are line_pitch units apart
     (default 0.8-0.95: close enough that some ascenders and descenders touch). Then toned
     paper, one ink colour, light falling off away from a lamp, noise, a rotation by `angle` degrees
     (default: uniform in +-2) and, with jpeg_quality, a JPEG round trip.
@@ -457,12 +458,14 @@ def bench_pages(args):
         sys.exit(f"error: {args.data_dir} has no words to compose pages from")
     rng = np.random.default_rng(args.seed)
     found = true = hits = page_edits = cropped_edits = characters = 0
+    single_words = single_edits = predict_edits = word_characters = 0
     seconds = 0.0
     for index in range(args.pages):
         source = sources[index % len(sources)]
         start = int(rng.integers(0, max(1, len(source) - args.lines + 1)))
         lines = [[(read_image(path), text) for path, text in line] for line in source[start:start + args.lines]]
-        page, truth = compose_page(lines, rng, jpeg_quality=int(rng.integers(60, 95)) if index % 2 else None)
+        jpeg_quality = int(rng.integers(60, 95)) if index % 2 else None
+        page, truth = compose_page(lines, rng, line_pitch=args.line_pitch, jpeg_quality=jpeg_quality)
         began = time.perf_counter()
         result = model.read_page(page)
         seconds += time.perf_counter() - began
@@ -477,6 +480,12 @@ def bench_pages(args):
         for line in lines:
             cropped_lines.append(cropped[position:position + len(line)])
             position += len(line)
+        for (image, text), predicted in zip([word for line in lines for word in line], cropped):
+            alone = model.read_page(image)  # a word cut by hand, as a user may upload it
+            single_words += len(alone["words"]) == 1
+            single_edits += edit_distance(list(" ".join(alone["text"].split())), list(text))
+            predict_edits += edit_distance(list(predicted), list(text))
+            word_characters += len(text)
         page_edits += edit_distance(list(read_text), list(truth_text))
         cropped_edits += edit_distance(list(page_text(cropped_lines)), list(truth_text))
         characters += len(truth_text)
@@ -488,6 +497,8 @@ def bench_pages(args):
           f"({hits} of {true} true words, {found} found)")
     print(f"  page CER {page_edits / characters:.2%} against {cropped_edits / characters:.2%} for the same words "
           f"cropped by hand ({100 * (page_edits - cropped_edits) / characters:+.2f} points)")
+    print(f"  the same words one at a time (each word image as a page): read_page finds one word in "
+          f"{single_words / true:.1%}, CER {single_edits / word_characters:.2%} (predict {predict_edits / word_characters:.2%})")
     print(f"  {args.pages / seconds:.2f} pages/s")
 
 
@@ -530,12 +541,16 @@ def main(argv=None):
     pages.add_argument("--pages", type=int, default=20, help="how many pages to compose and read (default %(default)s)")
     pages.add_argument("--lines", type=int, default=8, help="source lines per page (default %(default)s)")
     pages.add_argument("--seed", type=int, default=0, help="seed of the page composer (default %(default)s)")
+    pages.add_argument("--line-pitch", type=float, metavar="UNITS",
+                       help="lines this many word heights apart (default: 0.8-0.95, some lines touch; 1.3: none do)")
     pages.set_defaults(run=bench_pages)
     args = parser.parse_args(argv)
     if min(getattr(args, name, 1) for name in ("steps", "workers", "batches")) < 1 or getattr(args, "minutes", 1) <= 0:
         parser.error("--steps, --workers, --batches and --minutes must be above 0")
     if getattr(args, "pages", 1) < 1 or getattr(args, "lines", 1) < 1:
         parser.error("--pages and --lines must be at least 1")
+    if (getattr(args, "line_pitch", None) or 1) <= 0:
+        parser.error("--line-pitch must be above 0")
     try:
         args.run(args)
     except ModelFileError as e:

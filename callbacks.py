@@ -106,6 +106,45 @@ class TrainingSpeed(keras.callbacks.Callback):
         self.seconds = time.monotonic() - self.start
 
 
+class RunTimeEstimate(keras.callbacks.Callback):
+    """After the first epoch, prints how long the whole run will take at that pace (the first
+    epoch also traces the model, so it is an upper bound). A default run on IAM takes many hours
+    on a CPU: better to know after one epoch than after a night."""
+
+    def __init__(self, epochs, minutes=None, on_gpu=False):
+        super().__init__()
+        self.epochs, self.minutes, self.on_gpu = epochs, minutes, on_gpu
+        self.printed = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.first_epoch = time.monotonic(), epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.printed and epoch + 1 < self.epochs:
+            self.printed = True
+            print(run_time_estimate(time.monotonic() - self.start, self.epochs - self.first_epoch, self.minutes,
+                                    self.on_gpu))
+
+
+def run_time_estimate(epoch_seconds, epochs, minutes=None, on_gpu=False):
+    """The line RunTimeEstimate prints: `epochs` epochs of `epoch_seconds`, or --minutes if sooner."""
+    hours = epoch_seconds * epochs / 3600
+    line = (f"The first epoch took {format_hours(epoch_seconds / 3600)}: the whole run, {epochs} epochs, "
+            f"takes about {format_hours(hours)}")
+    if minutes and minutes / 60 < hours:
+        return line + f"; --minutes {minutes:g} ends it sooner."
+    if hours > 2 and not on_gpu:
+        return (line + " on this CPU. To train for a set time with the whole learning-rate schedule, give "
+                "--minutes (e.g. --minutes 120), or train on a GPU.")
+    return line + "."
+
+
+def format_hours(hours):
+    if hours < 1 / 60:
+        return f"{hours * 3600:.0f} seconds"
+    return f"{hours * 60:.0f} minutes" if hours < 1 else f"{hours:.1f} hours"
+
+
 def save_keras_model_atomically(model, path):
     """model.save() to a temporary name, then rename: a kill or a full disk mid-write leaves
     the previous file intact instead of a truncated one."""

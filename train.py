@@ -41,14 +41,15 @@ from mltu.tensorflow.callbacks import TrainLogger
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
 from augmentors import CropToInk, RandomNoise, RandomPhoto, RandomShear
-from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
-                       TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
+from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, RunTimeEstimate,
+                       StopOnSignalOrNaN, TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule,
+                       write_json_atomically)
 from configs import PRESETS, ModelConfigs
 from data_pipeline import ImageCache, SeededDataProvider, default_workers
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
-from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
-                        writes_files)
+from distribute import (DeviceSetupError, PaddedLastBatch, PeerWatchdog, WholeGlobalBatches, make_strategy,
+                        set_mixed_precision, share_batch_norm_statistics, stop_worker, writes_files)
 from finetune import FrozenCNN, StartingModelError, finetune_configs, load_starting_weights
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
 from labels_csv import split_labels_csv
@@ -120,8 +121,9 @@ def parse_args(argv=None):
                       help="with --dataset iam: an IAM_Words.zip or words.tgz you downloaded yourself, instead of downloading")
     data.add_argument("--dataset-url", default=IAM_WORDS_URL, help="with --dataset iam: where to download IAM_Words.zip from")
     data.add_argument("--split", choices=["auto", "random", "aachen"], default="auto",
-                      help="auto: the folder's splits/ lists when present, else random; random: 90/10 of the words "
-                           "with --seed; aachen: the writer-independent RWTH Aachen split of IAM (adds test.csv)")
+                      help="auto: aachen for IAM (--dataset iam, downloaded or --archive); for a folder, its splits/ "
+                           "lists when present, else random; random: 90/10 of the words with --seed; aachen: the "
+                           "writer-independent RWTH Aachen split of IAM (adds test.csv, scored at the end)")
     data.add_argument("--keep-er", action="store_true",
                       help="keep IAM words whose segmentation is flagged 'er' (dropped by default: their boxes are wrong)")
     train = parser.add_argument_group("training (defaults: the --preset's settings in configs.py)")
@@ -155,8 +157,9 @@ def parse_args(argv=None):
                        help="yes: scale words to fit the input and pad with white; no: stretch them to it "
                             "(default: the preset's)")
     train.add_argument("--epochs", type=positive_int,
-                       help="most epochs to train; early stopping may end sooner (default: the preset's, "
-                            f"{defaults.train_epochs} for default, {tutorial.train_epochs} for tutorial)")
+                       help="most epochs to train; early stopping may end sooner (default: the preset's: for "
+                            f"default, enough epochs for {defaults.train_samples:,} training images and at least "
+                            f"{defaults.min_epochs}; {tutorial.train_epochs} for tutorial)")
     train.add_argument("--minutes", type=positive_float,
                        help="stop training after this many minutes of wall-clock time, then export the best epoch as usual")
     train.add_argument("--batch-size", type=positive_int,
@@ -195,6 +198,10 @@ def parse_args(argv=None):
     scale.add_argument("--jit-compile", action="store_true",
                        help="compile the training step with XLA; today XLA cannot compile this model's CTC decoding "
                             "and stops with an error naming the op (default: off)")
+    scale.add_argument("--peer-timeout", type=positive_float, default=600, metavar="SECONDS",
+                       help="with --strategy multiworker: a worker that makes no progress for this long (another "
+                            "worker died or hangs) exits with an error instead of waiting forever; more than the "
+                            "slowest step plus one validation pass (default %(default)g)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.preset == "seed":
@@ -264,7 +271,13 @@ def new_run(args, configs):
             else:
                 dataset_dir = download_iam_words(url=args.dataset_url, archive=args.archive)
             words = parse_words_txt(dataset_dir, drop_er=not args.keep_er)
-            splits = split_words(words, args.split, dataset_dir, seed=args.seed)
+            split = args.split
+            if split == "auto" and not args.data_dir and args.dataset == "iam":
+                # IAM itself: the split papers report on, writers disjoint between train, validation and
+                # test. A random split puts the same writers in training and validation and flatters val_CER.
+                print("split auto: IAM, so the RWTH Aachen split by writer")
+                split = "aachen"
+            splits = split_words(words, split, dataset_dir, seed=args.seed)
             labels = [label for _, _, label in words]
     except DatasetError as e:
         sys.exit(f"error: {e}")
@@ -277,6 +290,10 @@ def new_run(args, configs):
               f"{''.join(new_characters)!r}")
     configs.vocab += "".join(new_characters)
     configs.max_text_length = max(len(label) for label in labels)
+    if configs.train_epochs is None:  # the default preset's length scales with the data (configs.py)
+        configs.train_epochs = max(configs.min_epochs, math.ceil(configs.train_samples / len(splits["train"])))
+        print(f"Training for {configs.train_epochs} epochs ({configs.train_epochs * len(splits['train']):,} images; "
+              "--epochs or --minutes to change)")
     try:
         configs.save()
         # The split is saved before training, so inferenceModel.py can score any checkpoint,
@@ -386,6 +403,13 @@ def data_pipelines(splits, configs, args, replicas, resume_state):
           f"{len(splits['train']) + len(splits['val'])} images decoded into memory "
           f"({(train_data.cache.nbytes + val_data.cache.nbytes) / 2**20:.0f} MB) in "
           f"{train_data.cache.seconds + val_data.cache.seconds:.1f} s")
+    if replicas > 1:
+        # Every replica needs a share of every batch, the last one too (distribute.py says why and what it costs).
+        try:
+            train_data = WholeGlobalBatches(train_data, configs.batch_size * replicas, len(splits["train"]))
+        except DeviceSetupError as e:
+            sys.exit(f"error: {e}")
+        val_data = PaddedLastBatch(val_data, configs.batch_size * replicas * 4)
     return train_data, val_data
 
 
@@ -406,7 +430,8 @@ def compile_model(configs):
         optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate, weight_decay=configs.weight_decay or None),
         loss=loss,
         loss_weights=loss_weights,
-        metrics=metrics,
+        # Weighted: the padding of a last validation batch under several replicas has weight 0 (distribute.py).
+        weighted_metrics=metrics,
     )
     return model
 
@@ -485,7 +510,7 @@ def training_callbacks(configs, args, splits, val_data, float32_model, resume_st
     last_checkpoint = ResumableCheckpoint(configs.model_path, best_checkpoint, counters, resume_state)
     speed = TrainingSpeed(configs.batch_size * replicas, len(splits["train"]))
     # A few validation words, read after every epoch and shown in TensorBoard.
-    preview_images, _ = val_data[0]
+    preview_images = val_data[0][0]
     preview_labels = [label for _, label in splits["val"][:8]]
     callbacks = schedule_callbacks + [
         best_checkpoint,
@@ -497,7 +522,10 @@ def training_callbacks(configs, args, splits, val_data, float32_model, resume_st
                           configs.vocab, reader=float32_model and reader_of(float32_model)),
         StopOnSignalOrNaN(),
         speed,
+        RunTimeEstimate(configs.train_epochs, args.minutes, on_gpu=bool(tf.config.list_logical_devices("GPU"))),
     ] + ([TrainingTimeLimit(args.minutes)] if args.minutes else [])
+    if args.strategy == "multiworker":
+        callbacks.append(PeerWatchdog(args.peer_timeout))
     if float32_model:
         # First, so the callbacks after it read its val_loss, val_CER and val_WER.
         callbacks.insert(0, Float32Validation(float32_model, val_data))
@@ -524,6 +552,12 @@ def train(model, train_data, val_data, callbacks, last_checkpoint, configs, args
         reason = getattr(e, "strerror", None) or "No space left on device"
         sys.exit(f"error: could not write in {configs.model_path} ({reason}); the last good checkpoint is "
                  f"intact: free some space, then python train.py --resume {configs.model_path}")
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+        if args.strategy != "multiworker":
+            raise
+        # TensorFlow's coordination service noticed a worker that stopped sending heartbeats (killed, crashed).
+        peers = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", e.message))) or ["a peer"]
+        stop_worker(f"the multi-worker run lost {', '.join(peers)} ({type(e).__name__})")
     except tf.errors.InvalidArgumentError as e:
         unsupported = sorted(set(re.findall(r"No registered '(\w+)' OpKernel for (\w+)", str(e))))
         if not (args.jit_compile and unsupported):
@@ -549,13 +583,28 @@ def export(configs, val_data):
         export_onnx(export_model, onnx_path, metadata)
     except OnnxExportError as e:
         sys.exit(f"error: {e}")
-    images, _ = val_data[0]
+    images = val_data[0][0]
     difference = onnx_keras_max_difference(export_model, onnx_path, images)
     write_json_atomically({"images": len(images), "max_abs_difference": difference},
                           os.path.join(configs.model_path, "onnx_check.json"))
     if difference > 1e-4:
         sys.exit(f"error: the ONNX model's outputs differ from Keras by {difference:.2g} (> 1e-4); do not use {onnx_path}")
     print(f"Exported {onnx_path} (ONNX vs Keras max difference {difference:.1e} on {len(images)} validation images)")
+
+
+def score_test_set(model_dir):
+    """Step 7, when the split has a test part (--split aachen): the exported ONNX model reads the
+    test words once, at the very end. Nothing chose the model or its settings on them, so these
+    are the figures to compare with papers; they go to test_scores.json beside the model."""
+    # Imported when needed, as in onnx_export.py: importing onnxruntime writes a file into the temporary folder.
+    from inferenceModel import ImageToWordModel, predict_files, read_labelled_csv, score
+    rows = read_labelled_csv(os.path.join(model_dir, "test.csv"))
+    predictions, _ = predict_files(ImageToWordModel(model_dir), [path for path, _ in rows], batch_size=64)
+    summary, _ = score(rows, predictions)
+    write_json_atomically(summary, os.path.join(model_dir, "test_scores.json"))
+    print(f"Test set, {summary['words']} words by writers unseen in training: CER {summary['corpus_cer']:.2%}, "
+          f"average CER {summary['average_cer']:.2%}, word accuracy {summary['word_accuracy']:.2%} "
+          f"({os.path.join(model_dir, 'test_scores.json')})")
 
 
 def main(argv=None):
@@ -613,6 +662,9 @@ def main(argv=None):
         write_json_atomically({"epochs": last_checkpoint.epoch + 1, "samples": speed.samples, "seconds": speed.seconds},
                               os.path.join(configs.model_path, "training.json"))
         export(configs, val_data)
+        # 7. With a test part (--split aachen, IAM's default), its scores (score_test_set above).
+        if os.path.exists(os.path.join(configs.model_path, "test.csv")):
+            score_test_set(configs.model_path)
     if interrupted:
         sys.exit(f"error: training stopped early: {interrupted}" + (
             ". The best epoch so far is exported; continue from the last good checkpoint with: "
