@@ -60,9 +60,10 @@ def default_workers(gpus):
 
 def decode(path):
     """An image as OpenCV reads it in colour (mltu's CVImage does), but a grayscale PNG in one
-    channel: a third of the memory, and GRAY2BGR gives back exactly the three equal channels."""
-    image = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if image is not None and (image.ndim != 2 or image.dtype != np.uint8):
+    channel: a third of the memory, and GRAY2BGR gives back exactly the three equal channels.
+    Other formats are read in colour, which also turns JPEGs upright by their EXIF orientation."""
+    image = cv2.imread(path, cv2.IMREAD_UNCHANGED) if path.lower().endswith(".png") else None
+    if image is None or image.ndim != 2 or image.dtype != np.uint8:
         image = cv2.imread(path, cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
         raise DatasetError(f"cannot read the image {path}: delete it from the data or replace it")
