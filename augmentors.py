@@ -43,7 +43,11 @@ class RandomNoise(Augmentor):
     @randomness_decorator
     def __call__(self, image: Image, annotation):
         pixels = image.numpy().astype(np.float32)
-        pixels += np.random.normal(0, np.random.uniform(0, self.max_sigma), pixels.shape)
+        sigma = np.float32(np.random.uniform(0, self.max_sigma))
+        # A Generator seeded from the global one (which train.py seeds per sample) draws float32
+        # normals in half the time of np.random.normal, the costliest step of the augmentation.
+        generator = np.random.default_rng(np.random.randint(2**32, dtype=np.uint64))
+        pixels += sigma * generator.standard_normal(pixels.shape, np.float32)
         image.update(np.clip(pixels, 0, 255).astype(np.uint8))
         return image, annotation
 

@@ -4,7 +4,8 @@
     python bench.py train [--data-dir DIR] [--steps N]
     python bench.py budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
     python bench.py photos --model DIR [--csv FILE] [--images N] [--seed S]
-    python bench.py pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S]
+    python bench.py pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S] [--line-pitch UNITS]
+    python bench.py pipeline --data-dir DIR [--workers N]
 
 train: training samples per second of the tutorial preset, of the project's defaults, and of the
 defaults with the tutorial's model (the same architecture as the tutorial preset, so the speed-up of the
@@ -12,6 +13,10 @@ training recipe alone), on the same images, in one process: through the whole in
 (reading, augmentation, resizing in the DataProvider, as train.py trains), and for the model alone
 on in-memory batches (the limit). Steady state: the first WARMUP_STEPS steps (graph tracing) are
 not timed.
+
+pipeline: samples/s of the input pipeline alone (train.py's data_provider with the defaults'
+augmentation, batches taken as fit() takes them) with one worker process and with N, and of the
+model alone training on in-memory batches: the pipeline keeps the model fed while it is faster.
 
 budget: what a user gets from M minutes of training: train.py --minutes M with the tutorial preset,
 then the defaults (then each --variant), on DIR's splits/; each ONNX export is scored on the
@@ -33,8 +38,9 @@ toned paper, uneven light, noise, a rotation within +-2 degrees, every other pag
 keeps every word's true box and text. Word detection: precision, recall and F1 of the found boxes
 against the true ones at IoU >= 0.5. Page text: CER of the page's text (whitespace normalised)
 against the truth, beside the same model's CER on the same words cropped by hand (the dataset's
-word images, joined the same way). Last line: pages per second of read_page alone (one pass;
-composing and scoring are not timed).
+word images, joined the same way). Then each of those word images on its own through read_page, as a
+user may upload one word: how often it finds one word, and its CER beside predict's. Last line: pages
+per second of read_page on the pages (one pass; composing and scoring are not timed).
 
 Each figure is the best of REPEATS rounds, as timeit does: other programs on the machine only ever
 make a run slower. The images are read once before timing, so all paths read from a warm file cache.
@@ -218,6 +224,70 @@ def bench_train(args):
           f"(same architecture): {rates['tutorial model'] / rates['tutorial']:.2f}x")
 
 
+def pipeline_rate(provider, batches):
+    """Samples/s of the input pipeline alone: `batches` batches taken as fit() takes them (Keras's
+    PyDataset adapter, its worker processes started again each epoch), over as many epochs as that
+    needs; timed from the end of the first batch (the workers' start), best of REPEATS rounds."""
+    from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter  # what fit() iterates
+
+    best = float("inf")
+    for _ in range(REPEATS):
+        adapter, samples, start = PyDatasetAdapter(provider), 0, None
+        while start is None or samples < batches * provider._batch_size:
+            adapter.on_epoch_begin()
+            for images, _ in adapter.get_numpy_iterator():
+                if start is None:
+                    start = time.perf_counter()
+                else:
+                    samples += len(images)
+                if samples >= batches * provider._batch_size:
+                    break
+            adapter.on_epoch_end()
+        best = min(best, (time.perf_counter() - start) / samples)
+    return 1 / best
+
+
+def bench_pipeline(args):
+    from train import compile_model, data_provider, training_augmentors  # first: it sets TensorFlow's CPU options
+
+    import keras
+
+    from configs import ModelConfigs
+    from data_pipeline import usable_cores
+    from distribute import set_mixed_precision
+    from iam_words import DatasetError, parse_words_txt
+
+    try:
+        words = parse_words_txt(args.data_dir)
+        rows = [(path, label) for _, path, label in words]
+        configs = ModelConfigs()
+        configs.vocab = "".join(sorted(set("".join(label for _, label in rows))))
+        configs.max_text_length = max(len(label) for _, label in rows)
+        configs.mixed_precision = set_mixed_precision(configs.mixed_precision)
+        provider = data_provider(rows, configs, configs.batch_size, training_augmentors(configs.augmentation),
+                                 shuffle=True)
+    except DatasetError as e:
+        sys.exit(f"error: {e}")
+    print(f"{len(rows)} images from {args.data_dir} decoded into memory ({provider.cache.nbytes / 2**20:.0f} MB) "
+          f"in {provider.cache.seconds:.1f} s; {usable_cores()} CPU cores; default preset ({configs.augmentation} "
+          f"augmentation, batch {configs.batch_size}); best of {REPEATS} rounds")
+    keras.utils.set_random_seed(0)
+    in_memory = [provider[i] for i in range(min(len(provider), WARMUP_STEPS + args.steps))]
+    images, labels = keras.tree.map_structure(lambda *parts: np.concatenate(parts), *in_memory)
+    alone_rate = training_rate(compile_model(configs), (images, labels), args.steps, configs.batch_size)
+    print(f"  model alone, training on in-memory batches ({configs.mixed_precision} precision): "
+          f"{alone_rate:.0f} samples/s")
+    rates = {}
+    for workers in sorted({1, args.workers}):
+        provider.workers = workers
+        rates[workers] = pipeline_rate(provider, args.batches)
+    if args.workers > 1:
+        print(f"  pipeline alone, 1 worker: {rates[1]:.0f} samples/s")
+    print(f"  pipeline alone, {args.workers} worker{'s' if args.workers > 1 else ''}"
+          f"{f' ({rates[args.workers] / rates[1]:.2f}x one worker)' if args.workers > 1 else ''}: "
+          f"{rates[args.workers]:.0f} samples/s")
+
+
 def bench_budget(args):
     splits = os.path.join(args.data_dir, "splits")
     if not all(os.path.isfile(os.path.join(splits, f"{part}.txt")) for part in ("train", "valid")):
@@ -293,7 +363,7 @@ def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_
     1-2 x-heights; a script with short ascenders needs more). Its height on the line: where all word
     images are equally high, the dataset cut them to their line's band (gw_words), so the bands'
     centres sit on the line's centre, keeping the writer's own baseline; otherwise the word's middle
-    ink row (in its x-height band) does. Either +-3% of a unit; lines are line_pitch units apart
+    ink row (in its x-height band) does, +-3% of a unit. Lines are line_pitch units apart
     (default 0.8-0.95: close enough that some ascenders and descenders touch). Then toned
     paper, one ink colour, light falling off away from a lamp, noise, a rotation by `angle` degrees
     (default: uniform in +-2) and, with jpeg_quality, a JPEG round trip.
@@ -388,12 +458,14 @@ def bench_pages(args):
         sys.exit(f"error: {args.data_dir} has no words to compose pages from")
     rng = np.random.default_rng(args.seed)
     found = true = hits = page_edits = cropped_edits = characters = 0
+    single_words = single_edits = predict_edits = word_characters = 0
     seconds = 0.0
     for index in range(args.pages):
         source = sources[index % len(sources)]
         start = int(rng.integers(0, max(1, len(source) - args.lines + 1)))
         lines = [[(read_image(path), text) for path, text in line] for line in source[start:start + args.lines]]
-        page, truth = compose_page(lines, rng, jpeg_quality=int(rng.integers(60, 95)) if index % 2 else None)
+        jpeg_quality = int(rng.integers(60, 95)) if index % 2 else None
+        page, truth = compose_page(lines, rng, line_pitch=args.line_pitch, jpeg_quality=jpeg_quality)
         began = time.perf_counter()
         result = model.read_page(page)
         seconds += time.perf_counter() - began
@@ -408,6 +480,12 @@ def bench_pages(args):
         for line in lines:
             cropped_lines.append(cropped[position:position + len(line)])
             position += len(line)
+        for (image, text), predicted in zip([word for line in lines for word in line], cropped):
+            alone = model.read_page(image)  # a word cut by hand, as a user may upload it
+            single_words += len(alone["words"]) == 1
+            single_edits += edit_distance(list(" ".join(alone["text"].split())), list(text))
+            predict_edits += edit_distance(list(predicted), list(text))
+            word_characters += len(text)
         page_edits += edit_distance(list(read_text), list(truth_text))
         cropped_edits += edit_distance(list(page_text(cropped_lines)), list(truth_text))
         characters += len(truth_text)
@@ -419,6 +497,8 @@ def bench_pages(args):
           f"({hits} of {true} true words, {found} found)")
     print(f"  page CER {page_edits / characters:.2%} against {cropped_edits / characters:.2%} for the same words "
           f"cropped by hand ({100 * (page_edits - cropped_edits) / characters:+.2f} points)")
+    print(f"  the same words one at a time (each word image as a page): read_page finds one word in "
+          f"{single_words / true:.1%}, CER {single_edits / word_characters:.2%} (predict {predict_edits / word_characters:.2%})")
     print(f"  {args.pages / seconds:.2f} pages/s")
 
 
@@ -441,6 +521,13 @@ def main(argv=None):
     train.add_argument("--data-dir", help="a folder in the IAM words layout (default: the demo set)")
     train.add_argument("--steps", type=int, default=40, help="timed training steps per measurement (default %(default)s)")
     train.set_defaults(run=bench_train)
+    pipeline = subcommands.add_parser("pipeline", help="samples/s of the input pipeline alone, 1 and N workers, "
+                                                       "and of the model alone")
+    pipeline.add_argument("--data-dir", required=True, help="a folder in the IAM words layout")
+    pipeline.add_argument("--workers", type=int, default=2, help="worker processes (default %(default)s)")
+    pipeline.add_argument("--batches", type=int, default=300, help="timed batches per round (default %(default)s)")
+    pipeline.add_argument("--steps", type=int, default=40, help="timed training steps of the model alone (default %(default)s)")
+    pipeline.set_defaults(run=bench_pipeline)
     budget = subcommands.add_parser("budget", help="CER after M minutes of training: tutorial preset vs defaults")
     budget.add_argument("--minutes", type=float, required=True, help="training budget of each run")
     budget.add_argument("--data-dir", required=True, help="a folder in the IAM words layout with splits/train.txt, valid.txt")
@@ -454,12 +541,16 @@ def main(argv=None):
     pages.add_argument("--pages", type=int, default=20, help="how many pages to compose and read (default %(default)s)")
     pages.add_argument("--lines", type=int, default=8, help="source lines per page (default %(default)s)")
     pages.add_argument("--seed", type=int, default=0, help="seed of the page composer (default %(default)s)")
+    pages.add_argument("--line-pitch", type=float, metavar="UNITS",
+                       help="lines this many word heights apart (default: 0.8-0.95, some lines touch; 1.3: none do)")
     pages.set_defaults(run=bench_pages)
     args = parser.parse_args(argv)
-    if getattr(args, "steps", 1) < 1 or getattr(args, "minutes", 1) <= 0:
-        parser.error("--steps and --minutes must be above 0")
+    if min(getattr(args, name, 1) for name in ("steps", "workers", "batches")) < 1 or getattr(args, "minutes", 1) <= 0:
+        parser.error("--steps, --workers, --batches and --minutes must be above 0")
     if getattr(args, "pages", 1) < 1 or getattr(args, "lines", 1) < 1:
         parser.error("--pages and --lines must be at least 1")
+    if (getattr(args, "line_pitch", None) or 1) <= 0:
+        parser.error("--line-pitch must be above 0")
     try:
         args.run(args)
     except ModelFileError as e:

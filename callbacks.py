@@ -28,7 +28,7 @@ class TrainingTimeLimit(keras.callbacks.Callback):
 
 
 class WarmupCosineSchedule(keras.callbacks.Callback):
-    """The learning rate rises linearly from 0 to `peak` over the first WARMUP of training, then
+    """The learning rate rises linearly from 0 to `peak` over the first `warmup` of training, then
     follows a cosine down to 0 at the end. The end is whichever comes first of `epochs` and
     `minutes`: progress is the larger of the two fractions spent, so "train for 20 minutes"
     gets a whole schedule, and the best weights usually come from the last, low-rate epochs.
@@ -36,11 +36,9 @@ class WarmupCosineSchedule(keras.callbacks.Callback):
     `progress` is saved by ResumableCheckpoint; a resumed run spends the rest of the schedule
     in its own --minutes."""
 
-    WARMUP = 0.03
-
-    def __init__(self, peak, epochs, minutes=None, progress=0.0):
+    def __init__(self, peak, epochs, minutes=None, progress=0.0, warmup=0.03):
         super().__init__()
-        self.peak, self.epochs, self.seconds = peak, epochs, minutes and minutes * 60
+        self.peak, self.epochs, self.seconds, self.warmup = peak, epochs, minutes and minutes * 60, warmup
         self.progress = self.start_progress = progress
 
     def on_train_begin(self, logs=None):
@@ -56,10 +54,10 @@ class WarmupCosineSchedule(keras.callbacks.Callback):
             spent = (time.monotonic() - self.start) / self.seconds
             by_time = self.start_progress + (1 - self.start_progress) * spent
         self.progress = min(1.0, max(by_epochs, by_time))
-        if self.progress < self.WARMUP:
-            rate = self.peak * self.progress / self.WARMUP
+        if self.progress < self.warmup:
+            rate = self.peak * self.progress / self.warmup
         else:
-            rate = self.peak * 0.5 * (1 + math.cos(math.pi * (self.progress - self.WARMUP) / (1 - self.WARMUP)))
+            rate = self.peak * 0.5 * (1 + math.cos(math.pi * (self.progress - self.warmup) / (1 - self.warmup)))
         self.model.optimizer.learning_rate = rate
 
     def on_epoch_end(self, epoch, logs=None):
@@ -106,6 +104,45 @@ class TrainingSpeed(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.seconds = time.monotonic() - self.start
+
+
+class RunTimeEstimate(keras.callbacks.Callback):
+    """After the first epoch, prints how long the whole run will take at that pace (the first
+    epoch also traces the model, so it is an upper bound). A default run on IAM takes many hours
+    on a CPU: better to know after one epoch than after a night."""
+
+    def __init__(self, epochs, minutes=None, on_gpu=False):
+        super().__init__()
+        self.epochs, self.minutes, self.on_gpu = epochs, minutes, on_gpu
+        self.printed = False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start, self.first_epoch = time.monotonic(), epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.printed and epoch + 1 < self.epochs:
+            self.printed = True
+            print(run_time_estimate(time.monotonic() - self.start, self.epochs - self.first_epoch, self.minutes,
+                                    self.on_gpu))
+
+
+def run_time_estimate(epoch_seconds, epochs, minutes=None, on_gpu=False):
+    """The line RunTimeEstimate prints: `epochs` epochs of `epoch_seconds`, or --minutes if sooner."""
+    hours = epoch_seconds * epochs / 3600
+    line = (f"The first epoch took {format_hours(epoch_seconds / 3600)}: the whole run, {epochs} epochs, "
+            f"takes about {format_hours(hours)}")
+    if minutes and minutes / 60 < hours:
+        return line + f"; --minutes {minutes:g} ends it sooner."
+    if hours > 2 and not on_gpu:
+        return (line + " on this CPU. To train for a set time with the whole learning-rate schedule, give "
+                "--minutes (e.g. --minutes 120), or train on a GPU.")
+    return line + "."
+
+
+def format_hours(hours):
+    if hours < 1 / 60:
+        return f"{hours * 3600:.0f} seconds"
+    return f"{hours * 60:.0f} minutes" if hours < 1 else f"{hours:.1f} hours"
 
 
 def save_keras_model_atomically(model, path):

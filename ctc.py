@@ -64,14 +64,23 @@ class CWERMetric(keras.metrics.Metric):
         truth = tf.SparseTensor(where, tf.gather_nd(y_true, where), tf.shape(y_true, out_type=tf.int64))
 
         cer = tf.edit_distance(tf.cast(decoded[0], tf.int64), truth, normalize=True)
-        self.cer_sum.assign_add(tf.reduce_sum(cer))
-        self.wer_sum.assign_add(tf.reduce_sum(tf.cast(tf.not_equal(cer, 0.0), tf.float32)))
-        self.words.assign_add(tf.cast(tf.shape(y_true)[0], tf.float32))
+        # Words count by their sample weight: 0 for the padding of a last batch (distribute.py).
+        weight = tf.ones_like(cer) if sample_weight is None else tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
+        self.cer_sum.assign_add(tf.reduce_sum(cer * weight))
+        self.wer_sum.assign_add(tf.reduce_sum(tf.cast(tf.not_equal(cer, 0.0), tf.float32) * weight))
+        self.words.assign_add(tf.reduce_sum(weight))
 
     def result(self):
+        cer_sum, wer_sum, words = self.cer_sum, self.wer_sum, self.words
+        replica = tf.distribute.get_replica_context()
+        if replica is not None and replica.num_replicas_in_sync > 1:
+            # Under several replicas Keras calls result() on each replica's own words and reports the
+            # mean of those averages, which is off when the replicas scored different numbers of
+            # words (a short last batch). The sums over all replicas give every word the same weight.
+            cer_sum, wer_sum, words = replica.all_reduce("sum", [tf.identity(v) for v in (cer_sum, wer_sum, words)])
         return {
-            "CER": tf.math.divide_no_nan(self.cer_sum, self.words),
-            "WER": tf.math.divide_no_nan(self.wer_sum, self.words),
+            "CER": tf.math.divide_no_nan(cer_sum, words),
+            "WER": tf.math.divide_no_nan(wer_sum, words),
         }
 
     def get_config(self):

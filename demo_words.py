@@ -19,6 +19,7 @@ import functools
 import glob
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import time
@@ -314,41 +315,55 @@ def iam_tag(word):
     return word if not any(char.isalnum() for char in word) else "NN"
 
 
-def write_demo_set(dataset_dir, num_words, seed):
-    """Render `num_words` words into `dataset_dir`: one writer style per form of 30-50 words, IAM ids and folders."""
+def write_form(dataset_dir, form_id, words, seed, form, fonts):
+    """Render one form's words into dataset_dir/words/<d01>/<form_id>/ in one writer's style;
+    returns its words.txt lines. Its randomness comes from (seed, form) alone, so the set is the
+    same whichever process renders which form."""
+    rng = np.random.default_rng([seed, form])
+    form_dir = os.path.join(dataset_dir, "words", form_id[:3], form_id)
+    os.makedirs(form_dir)
+    style = random_writer_style(rng, fonts)
+    lines, line, word_in_line = [], 0, 0
+    x, y = int(rng.integers(300, 450)), int(rng.integers(650, 800))
+    for word in words:
+        image, graylevel = render_word(word, style, rng)
+        height, width = image.shape
+        if word_in_line > 0 and x + width > 2200:  # wrap to the next line of the form
+            line, word_in_line = line + 1, 0
+            x, y = int(rng.integers(300, 450)), y + int(rng.integers(110, 170))
+        word_id = f"{form_id}-{line:02d}-{word_in_line:02d}"
+        if not cv2.imwrite(os.path.join(form_dir, word_id + ".png"), image):
+            raise OSError(f"could not write {os.path.join(form_dir, word_id + '.png')}")
+        lines.append(f"{word_id} ok {graylevel} {x} {y} {width} {height} {iam_tag(word)} {word}")
+        x += width + int(rng.integers(25, 70))
+        word_in_line += 1
+    return lines
+
+
+def write_demo_set(dataset_dir, num_words, seed, processes=None):
+    """Render `num_words` words into `dataset_dir`: one writer style per form of 30-50 words, IAM ids
+    and folders. The words and form sizes are drawn first, then the forms are rendered by
+    `processes` processes (default: one per core), each form from its own seed."""
     rng = np.random.default_rng(seed)
     vocabulary = load_vocabulary()
     frequency = 1.0 / (np.arange(len(vocabulary)) + 10.0)  # Zipf-like: "the" often, rare words now and then
-    word_indices = rng.choice(len(vocabulary), size=num_words, p=frequency / frequency.sum())
-    fonts = find_handwriting_fonts()
+    words = [vocabulary[i] for i in rng.choice(len(vocabulary), size=num_words, p=frequency / frequency.sum())]
+    form_sizes = rng.integers(30, 51, size=num_words // 30 + 1)
+    ends = np.minimum(np.cumsum(form_sizes), num_words)
+    starts = np.concatenate([[0], ends[:-1]])
     forms_per_folder = max(5, math.ceil(num_words / 30 / 99))  # keeps folder names at 3 characters: d01..d99
-
-    lines, written, form = list(HEADER), 0, 0
-    while written < num_words:
-        form_id = f"d{form // forms_per_folder + 1:02d}-{form % forms_per_folder:03d}"
-        form_dir = os.path.join(dataset_dir, "words", form_id[:3], form_id)
-        os.makedirs(form_dir)
-        style = random_writer_style(rng, fonts)
-        line, word_in_line = 0, 0
-        x, y = int(rng.integers(300, 450)), int(rng.integers(650, 800))
-        for word_index in word_indices[written : written + int(rng.integers(30, 51))]:
-            word = vocabulary[word_index]
-            image, graylevel = render_word(word, style, rng)
-            height, width = image.shape
-            if word_in_line > 0 and x + width > 2200:  # wrap to the next line of the form
-                line, word_in_line = line + 1, 0
-                x, y = int(rng.integers(300, 450)), y + int(rng.integers(110, 170))
-            word_id = f"{form_id}-{line:02d}-{word_in_line:02d}"
-            if not cv2.imwrite(os.path.join(form_dir, word_id + ".png"), image):
-                raise OSError(f"could not write {os.path.join(form_dir, word_id + '.png')}")
-            lines.append(f"{word_id} ok {graylevel} {x} {y} {width} {height} {iam_tag(word)} {word}")
-            x += width + int(rng.integers(25, 70))
-            word_in_line += 1
-            written += 1
-        form += 1
-
+    fonts = find_handwriting_fonts()
+    jobs = [(dataset_dir, f"d{form // forms_per_folder + 1:02d}-{form % forms_per_folder:03d}", words[start:end],
+             seed, form, fonts) for form, (start, end) in enumerate(zip(starts, ends)) if end > start]
+    processes = processes or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    if processes > 1 and len(jobs) > 1:
+        # Processes, not threads: rendering is mostly Python and small NumPy calls that hold the GIL.
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            forms = pool.starmap(write_form, jobs, chunksize=max(1, len(jobs) // (8 * processes)))
+    else:
+        forms = [write_form(*job) for job in jobs]
     with open(os.path.join(dataset_dir, "words.txt"), "w", encoding="utf-8", newline="\n") as file:
-        file.write("\n".join(lines) + "\n")
+        file.write("\n".join(HEADER + [line for lines in forms for line in lines]) + "\n")
 
 
 def read_marker(dataset_dir):

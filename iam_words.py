@@ -265,9 +265,7 @@ def parse_words_txt(dataset_dir: str, drop_er: bool = True, check_images: bool =
                                                 f"{word_id}.png"), label))
 
     if check_images:
-        with ThreadPoolExecutor() as pool:  # cv2 releases the GIL while decoding
-            problems = list(tqdm(pool.map(_image_problem, [image_path for _, image_path, _ in words]),
-                                 total=len(words), desc="checking images", unit=" img"))
+        problems = image_problems([image_path for _, image_path, _ in words])
         for (word_id, _, _), problem in zip(words, problems):
             if problem:
                 skipped[problem].append(word_id)
@@ -299,6 +297,13 @@ def _line_problem(fields: list[str]) -> str | None:
     if not fields[-1]:
         return "empty transcription"
     return None
+
+
+def image_problems(image_paths: list[str]) -> list[str | None]:
+    """Why each image cannot be trained on (None: it can), checked in parallel with a progress bar."""
+    with ThreadPoolExecutor() as pool:  # cv2 releases the GIL while decoding
+        return list(tqdm(pool.map(_image_problem, image_paths), total=len(image_paths), desc="checking images",
+                         unit=" img"))
 
 
 def _image_problem(image_path: str) -> str | None:

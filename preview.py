@@ -87,11 +87,13 @@ class ValidationPreview(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.writer = tf.summary.create_file_writer(self.log_dir)
+        if self.reader is None:  # the model being trained, without its CTC shortcut output if it has one
+            self.reader = keras.Model(self.model.input, self.model.get_layer("output").output)
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every_epochs:
             return
-        probabilities = keras.ops.convert_to_numpy((self.reader or self.model).predict_on_batch(self.images.astype(np.float32)))
+        probabilities = keras.ops.convert_to_numpy(self.reader.predict_on_batch(self.images.astype(np.float32)))
         predictions = greedy_decode(probabilities, self.vocab)
         grid = draw_preview(self.images, self.labels, predictions)
         table = ["| label | prediction | |", "| --- | --- | --- |"]  # Markdown, which TensorBoard renders

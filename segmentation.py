@@ -27,7 +27,9 @@ image and on a 12-megapixel photo.
    cores (a descender touching the ascender below) is cut between them where it is thinnest.
 5. Words: in each line, ink separated by a horizontal gap wider than WORD_GAP x the line's own
    x-height (twice the height of the band holding the middle half of its ink) starts a new word.
-   Fragments (a dot, a comma, a piece cut off a touching letter) join the nearest word.
+   Gaps are measured in the x-height band (a tail reaching under the next word does not bridge one),
+   and each ink component goes whole to one word. Fragments (a dot, a comma, a piece cut off a
+   touching letter) join the nearest word.
 6. Reading: reading_images shows each word to the recognizer by its own ink only (pieces of the
    neighbouring lines that reach into its box are left out), deskewed, black on white, cut tight
    and cut to its line's band.
@@ -197,23 +199,34 @@ def find_words(image):
     for line in np.argsort(core_centre):
         mine = line_of_pixel == line
         if mine.any():
-            lines.append(split_words(xs[mine], ys[mine], xr[mine], yr[mine], pen))
-    return [[make_word(pixels, quartiles) for pixels in words] for words, _, quartiles in attach_fragments(lines)]
+            lines.append(split_words(xs[mine], ys[mine], xr[mine], yr[mine], component[mine], pen))
+    lines = attach_fragments(lines)
+    add_dots(lines, labels, stats, pen, rotation)
+    return [[make_word(pixels, quartiles) for pixels in words] for words, _, quartiles in lines]
 
 
-def split_words(xs, ys, xr, yr, pen):
-    """One line's ink pixels -> (its words, each (xs, ys, xr, yr) pixel arrays, left to right, split at
-    gaps wider than WORD_GAP x-heights; the line's x-height; the quartiles of its rows, deskewed)."""
+def split_words(xs, ys, xr, yr, component, pen):
+    """One line's ink pixels -> (its words, each (xs, ys, xr, yr) pixel arrays, left to right; the line's
+    x-height; the quartiles of its rows, deskewed). Gaps are measured in the x-height band, so that
+    an f's or a g's tail reaching under the next word does not bridge the gap; each ink component
+    then goes whole to the word holding most of its x-height-band ink."""
     x_height = line_x_height(yr, pen)
     columns = np.round(xr).astype(int)
     left = columns.min()
-    occupied = np.bincount(columns - left) > 0
+    core = np.abs(yr - np.median(yr)) <= x_height / 2
+    if not core.any():
+        core = np.ones(len(yr), bool)
+    occupied = np.bincount(columns[core] - left, minlength=columns.max() - left + 1) > 0
     starts = np.nonzero(occupied & ~np.r_[False, occupied[:-1]])[0]  # runs of columns with ink
     ends = np.nonzero(occupied & ~np.r_[occupied[1:], False])[0]
     gaps = starts[1:] - ends[:-1] - 1
     word_starts = np.r_[starts[0], starts[np.nonzero(gaps > WORD_GAP * x_height)[0] + 1]]
-    word_of_pixel = np.searchsorted(word_starts, columns - left, side="right") - 1
-    words = [tuple(a[word_of_pixel == word] for a in (xs, ys, xr, yr)) for word in range(len(word_starts))]
+    word_of_pixel = np.maximum(np.searchsorted(word_starts, columns - left, side="right") - 1, 0)
+    for label in np.unique(component):
+        mine = component == label
+        votes = word_of_pixel[mine & core] if (mine & core).any() else word_of_pixel[mine]
+        word_of_pixel[mine] = np.bincount(votes).argmax()
+    words = [tuple(a[word_of_pixel == word] for a in (xs, ys, xr, yr)) for word in np.unique(word_of_pixel)]
     return words, x_height, tuple(np.percentile(yr, [25, 75]))
 
 
@@ -262,6 +275,33 @@ def attach_fragments(lines):
             near_line, index, _ = min(own_line or near, key=distance)
             real[near_line][index] = tuple(np.r_[mine, theirs] for mine, theirs in zip(real[near_line][index], word))
     return [(sorted(words, key=lambda word: word[0].min()), *line[1:]) for words, line in zip(real, lines) if words]
+
+
+def add_dots(lines, labels, stats, pen, rotation):
+    """Gives back to their words the dots that finding the lines left out as too small (an i's dot
+    can be smaller than the pen is wide; noise specks are that small too, so only the specks just
+    above or on a word, within its columns, count). Changes `lines` in place."""
+    area = stats[:, cv2.CC_STAT_AREA]
+    dots = np.nonzero((area >= max(3, 0.5 * pen * pen)) & (area < max(4, pen * pen)))[0]
+    dots = dots[dots > 0]
+    if len(dots) == 0:
+        return
+    ys, xs = np.nonzero(np.isin(labels, dots))
+    label = labels[ys, xs]
+    for words, x_height, _ in lines:
+        for index, (wx, wy, wxr, wyr) in enumerate(words):
+            left, right, top, bottom = wx.min(), wx.max(), wy.min() - x_height, wy.max()
+            on_word = (xs >= left) & (xs <= right) & (ys >= top) & (ys <= bottom)
+            for dot in np.unique(label[on_word]):
+                mine = label == dot
+                if not on_word[mine].all():
+                    continue
+                dx, dy = xs[mine], ys[mine]
+                dxr = rotation[0, 0] * dx + rotation[0, 1] * dy + rotation[0, 2]
+                dyr = rotation[1, 0] * dx + rotation[1, 1] * dy + rotation[1, 2]
+                words[index] = (np.r_[wx, dx], np.r_[wy, dy], np.r_[wxr, dxr], np.r_[wyr, dyr])
+                wx, wy, wxr, wyr = words[index]
+                label[mine] = -1  # given to this word
 
 
 def make_word(pixels, line_quartiles):

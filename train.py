@@ -2,7 +2,8 @@
 
     python train.py --dataset demo     # the embedded offline dataset, no download
     python train.py                    # the IAM words dataset (downloads ~1 GB once)
-    python train.py --data-dir DIR     # any folder in the IAM words layout
+    python train.py --data-dir DIR     # a folder with labels.csv (image_path,label), or in the IAM words layout
+    python train.py --init-from MODEL --data-dir DIR   # fine-tune a model train.py wrote on new handwriting
 
 Every GPU of the machine is used (--strategy auto); README: "GPUs and several machines"
 shows how to train on several machines at once.
@@ -35,22 +36,23 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 from keras.callbacks import CSVLogger, EarlyStopping, ReduceLROnPlateau, TensorBoard
-from mltu.annotations.images import CVImage
 from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomGaussianBlur, RandomRotate, RandomSharpen
-from mltu.preprocessors import ImageReader
 from mltu.tensorflow.callbacks import TrainLogger
-from mltu.tensorflow.dataProvider import DataProvider
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
 from augmentors import CropToInk, RandomNoise, RandomPhoto, RandomShear
-from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, StopOnSignalOrNaN,
-                       TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule, write_json_atomically)
+from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, RunTimeEstimate,
+                       StopOnSignalOrNaN, TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule,
+                       write_json_atomically)
 from configs import PRESETS, ModelConfigs
+from data_pipeline import ImageCache, SeededDataProvider, default_workers
 from ctc import CTCLoss, CWERMetric
 from demo_words import generate_demo_words
-from distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
-                        writes_files)
+from distribute import (DeviceSetupError, PaddedLastBatch, PeerWatchdog, WholeGlobalBatches, make_strategy,
+                        set_mixed_precision, share_batch_norm_statistics, stop_worker, writes_files)
+from finetune import FrozenCNN, StartingModelError, finetune_configs, load_starting_weights
 from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
+from labels_csv import split_labels_csv
 from model import build_model, reader_of
 from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
 from preview import ValidationPreview
@@ -87,6 +89,13 @@ def dropout_rate(text):
     return value
 
 
+def share_of_training(text):
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text}")
+    return value
+
+
 def parse_args(argv=None):
     defaults, tutorial = ModelConfigs(), ModelConfigs("tutorial")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -94,21 +103,37 @@ def parse_args(argv=None):
     data.add_argument("--dataset", choices=["iam", "demo"], default="iam",
                       help="iam: download the IAM words archive (default); demo: generate the embedded "
                            "offline set of synthetic handwriting in Datasets/Demo_Words")
+    data.add_argument("--demo-words", type=positive_int, default=3000, metavar="N",
+                      help="with --dataset demo: how many word images to generate (default %(default)s; 100000 is "
+                           "about IAM's size, README: Training on IAM)")
     data.add_argument("--data-dir", metavar="DIR",
-                      help="train on an extracted folder in the IAM words layout (words.txt + words/a01/a01-000u/*.png) "
-                           "instead of --dataset; DIR/splits/train.txt and valid.txt, when present, define the split")
+                      help="train on your own folder instead of --dataset: DIR/labels.csv with the columns image_path,label "
+                           "(paths relative to DIR; README: Train on your own handwriting), or an extracted folder in "
+                           "the IAM words layout (words.txt + words/a01/a01-000u/*.png), where DIR/splits/train.txt and "
+                           "valid.txt, when present, define the split")
+    data.add_argument("--train-csv", metavar="FILE",
+                      help="train on the images of this CSV (image_path,label; paths relative to its folder), "
+                           "instead of --data-dir or --dataset")
+    data.add_argument("--val-csv", metavar="FILE",
+                      help="with a labels.csv folder or --train-csv: validate on this CSV's images, instead of a "
+                           "random 10%% of the training rows (--seed)")
     data.add_argument("--archive", metavar="PATH",
                       help="with --dataset iam: an IAM_Words.zip or words.tgz you downloaded yourself, instead of downloading")
     data.add_argument("--dataset-url", default=IAM_WORDS_URL, help="with --dataset iam: where to download IAM_Words.zip from")
     data.add_argument("--split", choices=["auto", "random", "aachen"], default="auto",
-                      help="auto: the folder's splits/ lists when present, else random; random: 90/10 of the words "
-                           "with --seed; aachen: the writer-independent RWTH Aachen split of IAM (adds test.csv)")
+                      help="auto: aachen for IAM (--dataset iam, downloaded or --archive); for a folder, its splits/ "
+                           "lists when present, else random; random: 90/10 of the words with --seed; aachen: the "
+                           "writer-independent RWTH Aachen split of IAM (adds test.csv, scored at the end)")
     data.add_argument("--keep-er", action="store_true",
                       help="keep IAM words whose segmentation is flagged 'er' (dropped by default: their boxes are wrong)")
     train = parser.add_argument_group("training (defaults: the --preset's settings in configs.py)")
     train.add_argument("--preset", choices=sorted(PRESETS) + ["seed"], default="default",
                        help="default: this project's recipe; tutorial (or its old name, seed): the original tutorial's "
                             "exact model and settings, to reproduce README: Results (default %(default)s)")
+    train.add_argument("--init-from", metavar="MODEL",
+                       help="fine-tune: start from the weights of a model folder train.py wrote (or its model.keras), "
+                            "with its input size, architecture and settings, and configs.FINETUNE's learning rate; "
+                            "characters new to it get output units of their own")
     train.add_argument("--architecture", choices=["columns", "tutorial"], help="model.py's model (default: the preset's)")
     train.add_argument("--augmentation", choices=["rich", "tutorial"],
                        help="training-image augmentation, see train.py (default: the preset's)")
@@ -121,12 +146,19 @@ def parse_args(argv=None):
     train.add_argument("--lr-schedule", choices=["cosine", "plateau"],
                        help="cosine: warm-up, then cosine decay to 0 at the end of --minutes or --epochs; plateau: "
                             "x0.9 after 10 epochs without progress (default: the preset's)")
+    train.add_argument("--warmup", type=share_of_training, metavar="FRACTION",
+                       help="with the cosine schedule: the share of training spent raising the learning rate from 0 "
+                            f"to its peak (default: {defaults.warmup})")
+    train.add_argument("--freeze-cnn", type=share_of_training, metavar="FRACTION",
+                       help="with the cosine schedule: train only the BiLSTM and the outputs for this share of "
+                            f"training, then everything (default: {defaults.freeze_cnn})")
     train.add_argument("--keep-aspect-ratio", choices=["yes", "no"],
                        help="yes: scale words to fit the input and pad with white; no: stretch them to it "
                             "(default: the preset's)")
     train.add_argument("--epochs", type=positive_int,
-                       help="most epochs to train; early stopping may end sooner (default: the preset's, "
-                            f"{defaults.train_epochs} for default, {tutorial.train_epochs} for tutorial)")
+                       help="most epochs to train; early stopping may end sooner (default: the preset's: for "
+                            f"default, enough epochs for {defaults.train_samples:,} training images and at least "
+                            f"{defaults.min_epochs}; {tutorial.train_epochs} for tutorial)")
     train.add_argument("--minutes", type=positive_float,
                        help="stop training after this many minutes of wall-clock time, then export the best epoch as usual")
     train.add_argument("--batch-size", type=positive_int,
@@ -145,7 +177,7 @@ def parse_args(argv=None):
     train.add_argument("--seed", type=int, default=42, help="for the split, weights and augmentation (default %(default)s)")
     train.add_argument("--resume", metavar="DIR",
                        help="continue an interrupted run from DIR's last checkpoint, with its data split and settings "
-                            "(--epochs, --minutes, --strategy and --jit-compile may be given anew)")
+                            "(--epochs, --minutes, --strategy, --workers and --jit-compile may be given anew)")
     scale = parser.add_argument_group("several GPUs or machines, speed (README: GPUs and several machines)")
     scale.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker"], default="auto",
                        help="auto: mirrored when this machine has more than one GPU, else default (the default); "
@@ -158,20 +190,36 @@ def parse_args(argv=None):
                             "recent GPUs and CPUs with bfloat16 instructions; auto: bfloat16 where the hardware has "
                             "it, else off; the exported ONNX model is float32 "
                             f"(default: {defaults.mixed_precision}, tutorial {tutorial.mixed_precision})")
+    scale.add_argument("--workers", type=positive_int,
+                       help="processes that prepare the training batches (read, augment, resize) while the model "
+                            "trains; the batches are the same for any number (default: all cores but one with a GPU, "
+                            "one per 8 cores without)")
     scale.add_argument("--jit-compile", action="store_true",
                        help="compile the training step with XLA; today XLA cannot compile this model's CTC decoding "
                             "and stops with an error naming the op (default: off)")
+    scale.add_argument("--peer-timeout", type=positive_float, default=600, metavar="SECONDS",
+                       help="with --strategy multiworker: a worker that makes no progress for this long (another "
+                            "worker died or hangs) exits with an error instead of waiting forever; more than the "
+                            "slowest step plus one validation pass (default %(default)g)")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.preset == "seed":
         args.preset = "tutorial"
     if args.resume:
-        fixed = ["--dataset", "--data-dir", "--archive", "--dataset-url", "--split", "--keep-er", "--preset",
-                 "--architecture", "--augmentation", "--dropout", "--ctc-shortcut", "--lr-schedule", "--keep-aspect-ratio",
-                 "--batch-size", "--learning-rate", "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
+        fixed = ["--dataset", "--demo-words", "--data-dir", "--train-csv", "--val-csv", "--init-from", "--archive",
+                 "--dataset-url", "--split", "--keep-er", "--preset", "--architecture", "--augmentation", "--dropout", "--ctc-shortcut",
+                 "--lr-schedule", "--warmup", "--freeze-cnn", "--keep-aspect-ratio", "--batch-size", "--learning-rate",
+                 "--weight-decay", "--model-dir", "--seed", "--mixed-precision"]
         clashes = [flag for flag in fixed if any(a == flag or a.startswith(flag + "=") for a in argv)]
         if clashes:
             parser.error(f"--resume goes on with the run's own data and settings; drop {' '.join(clashes)}")
+    if args.init_from:
+        clashes = [flag for flag in ("--preset", "--architecture", "--keep-aspect-ratio")
+                   if any(a == flag or a.startswith(flag + "=") for a in argv)]
+        if clashes:
+            parser.error(f"--init-from trains the starting model's architecture at its input size; drop {' '.join(clashes)}")
+    if args.train_csv and args.data_dir:
+        parser.error("--train-csv names the training images itself; drop --data-dir (or --train-csv, to use DIR/labels.csv)")
     if args.minutes and args.strategy == "multiworker":
         parser.error("--minutes cannot be used with --strategy multiworker: each worker's clock would stop it at "
                      "a different batch; use --epochs")
@@ -189,27 +237,62 @@ def read_csv(path):
     return pd.read_csv(path, dtype=str, keep_default_na=False)[["image_path", "label"]].values.tolist()
 
 
+def labels_csv_of(args):
+    """The labels.csv to train on (--train-csv, or DIR/labels.csv of --data-dir), or None for IAM words."""
+    if args.data_dir and os.path.isfile(os.path.join(args.data_dir, "labels.csv")):
+        return os.path.join(args.data_dir, "labels.csv")
+    return args.train_csv
+
+
 def new_run(args, configs):
-    """Steps 1 and 2 for a new run: get the dataset, parse words.txt, split it, and save the
-    configs and the split in the model folder."""
-    # 1. Get the dataset: a folder with words.txt and words/<a01>/<a01-000u>/<id>.png.
-    # 2. Parse words.txt into (word id, image path, label) and split it.
+    """Steps 1 and 2 for a new run: get the dataset, parse words.txt (or labels.csv), split it,
+    and save the configs and the split in the model folder."""
+    # 1. Get the dataset: a folder with words.txt and words/<a01>/<a01-000u>/<id>.png, or one with labels.csv.
+    # 2. Parse words.txt into (word id, image path, label) and split it, or labels.csv into its rows.
     try:
-        if args.data_dir:
-            dataset_dir = args.data_dir
-        elif args.dataset == "demo":
-            dataset_dir = generate_demo_words()
+        labels_csv = labels_csv_of(args)
+        if labels_csv:
+            if args.split not in ("auto", "random"):
+                raise DatasetError(f"--split {args.split} is for IAM words folders; {labels_csv} is split at random, "
+                                   "or by --val-csv")
+            splits = split_labels_csv(labels_csv, args.val_csv, seed=args.seed)
+            labels = [label for rows in splits.values() for _, label in rows]
         else:
-            dataset_dir = download_iam_words(url=args.dataset_url, archive=args.archive)
-        words = parse_words_txt(dataset_dir, drop_er=not args.keep_er)
-        splits = split_words(words, args.split, dataset_dir, seed=args.seed)
+            if args.val_csv:
+                raise DatasetError("--val-csv goes with a folder holding labels.csv, or with --train-csv")
+            if args.data_dir:
+                dataset_dir = args.data_dir
+                if not os.path.isfile(os.path.join(dataset_dir, "words.txt")):
+                    raise DatasetError(f"{dataset_dir} holds neither labels.csv (columns image_path,label) nor words.txt "
+                                       "(IAM words layout): see README: Train on your own handwriting")
+            elif args.dataset == "demo":
+                dataset_dir = generate_demo_words(num_words=args.demo_words)
+            else:
+                dataset_dir = download_iam_words(url=args.dataset_url, archive=args.archive)
+            words = parse_words_txt(dataset_dir, drop_er=not args.keep_er)
+            split = args.split
+            if split == "auto" and not args.data_dir and args.dataset == "iam":
+                # IAM itself: the split papers report on, writers disjoint between train, validation and
+                # test. A random split puts the same writers in training and validation and flatters val_CER.
+                print("split auto: IAM, so the RWTH Aachen split by writer")
+                split = "aachen"
+            splits = split_words(words, split, dataset_dir, seed=args.seed)
+            labels = [label for _, _, label in words]
     except DatasetError as e:
         sys.exit(f"error: {e}")
 
-    # The model predicts one of these characters (or the CTC blank) at each time step.
-    labels = [label for _, _, label in words]
-    configs.vocab = "".join(sorted(set("".join(labels))))
+    # The model predicts one of these characters (or the CTC blank) at each time step. A run --init-from
+    # a model starts from its characters, in its order, and adds the new ones after them (finetune.py).
+    new_characters = sorted(set("".join(labels)) - set(configs.vocab))
+    if args.init_from:
+        print(f"Fine-tuning {args.init_from}: {len(configs.vocab)} characters, {len(new_characters)} new: "
+              f"{''.join(new_characters)!r}")
+    configs.vocab += "".join(new_characters)
     configs.max_text_length = max(len(label) for label in labels)
+    if configs.train_epochs is None:  # the default preset's length scales with the data (configs.py)
+        configs.train_epochs = max(configs.min_epochs, math.ceil(configs.train_samples / len(splits["train"])))
+        print(f"Training for {configs.train_epochs} epochs ({configs.train_epochs * len(splits['train']):,} images; "
+              "--epochs or --minutes to change)")
     try:
         configs.save()
         # The split is saved before training, so inferenceModel.py can score any checkpoint,
@@ -239,6 +322,8 @@ def resumed_run(args):
             setattr(configs, name, "tutorial")
     configs.__dict__.setdefault("weight_decay", 0.0)  # runs saved before --weight-decay existed trained without it
     configs.__dict__.setdefault("ctc_shortcut", 0.0)  # and before --ctc-shortcut, without a shortcut
+    configs.__dict__.setdefault("warmup", 0.03)  # and before --warmup, with this one
+    configs.__dict__.setdefault("freeze_cnn", 0.0)
     configs.model_path = args.resume
     configs.train_epochs = args.epochs or configs.train_epochs
     with open(state_path) as f:
@@ -256,16 +341,19 @@ def as_model_inputs(images, labels, ctc_shortcut=False):
     return images, ({"output": labels, "shortcut": labels} if ctc_shortcut else labels)
 
 
-def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
-    """Step 3, the data pipeline: read the image, augment it (training only), resize it to the
-    model's input, turn the label into vocabulary indices padded to a fixed length (padding =
-    len(vocab), the CTC blank), and batch."""
-    provider = DataProvider(
-        dataset=rows,
-        skip_validation=True,
-        batch_size=batch_size,
+def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False, seed=0, epoch=0, workers=1):
+    """Step 3, the data pipeline: read the image (decoded once, data_pipeline.ImageCache), augment
+    it (training only), resize it to the model's input, turn the label into vocabulary indices
+    padded to a fixed length (padding = len(vocab), the CTC blank), and batch. `workers` processes
+    prepare the batches while the model trains; each sample's augmentation and each epoch's order
+    depend only on (seed, epoch, sample index), so any number of workers gives the same batches."""
+    provider = SeededDataProvider(
+        rows,
+        ImageCache([path for path, _ in rows]),
+        seed=seed,
         shuffle=shuffle,
-        data_preprocessors=[ImageReader(CVImage)],
+        epoch=epoch,
+        batch_size=batch_size,
         augmentors=list(augmentors),
         transformers=[
             CropToInk(),  # as inference does it (ImageToWordModel.resize): a loose crop fills the width like a tight one
@@ -278,10 +366,8 @@ def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False):
         batch_postprocessors=[functools.partial(as_model_inputs, ctc_shortcut=configs.ctc_shortcut > 0)],
     )
     # mltu's DataProvider never calls Keras 3's PyDataset.__init__, so fit() would ignore
-    # workers=... and prepare every batch in the training loop. One worker thread prepares
-    # the next batches while the model trains (more threads would make augmentation order,
-    # and so the run, non-reproducible).
-    keras.utils.PyDataset.__init__(provider, workers=1, use_multiprocessing=False)
+    # workers=... and prepare every batch in the training loop.
+    keras.utils.PyDataset.__init__(provider, workers=workers, use_multiprocessing=True)
     return provider
 
 
@@ -298,6 +384,32 @@ def training_augmentors(name):
     return [RandomBrightness(), RandomErodeDilate(kernel_size=(2, 2)), RandomSharpen(),
             RandomShear(max_shear=0.5), RandomRotate(angle=3, borderValue=(255, 255, 255)),
             RandomGaussianBlur(sigma=1.0, random_chance=0.2), RandomNoise(random_chance=0.2), RandomPhoto(random_chance=0.5)]
+
+
+def data_pipelines(splits, configs, args, replicas, resume_state):
+    """Step 3 for training and validation (data_provider above). Under a strategy each batch is
+    the global batch: Keras splits it between the replicas."""
+    workers = args.workers or default_workers(gpus=len(tf.config.list_logical_devices("GPU")))
+    try:
+        train_data = data_provider(splits["train"], configs, configs.batch_size * replicas,
+                                   training_augmentors(configs.augmentation), shuffle=True, seed=args.seed,
+                                   epoch=resume_state["next_epoch"] if resume_state else 0, workers=workers)
+        # Validation keeps no activations for gradients, so 4x larger batches fit and run faster.
+        val_data = data_provider(splits["val"], configs, configs.batch_size * replicas * 4, workers=workers)
+    except DatasetError as e:
+        sys.exit(f"error: {e}")
+    print(f"Data pipeline: {workers} worker process{'es' if workers > 1 else ''}; "
+          f"{len(splits['train']) + len(splits['val'])} images decoded into memory "
+          f"({(train_data.cache.nbytes + val_data.cache.nbytes) / 2**20:.0f} MB) in "
+          f"{train_data.cache.seconds + val_data.cache.seconds:.1f} s")
+    if replicas > 1:
+        # Every replica needs a share of every batch, the last one too (distribute.py says why and what it costs).
+        try:
+            train_data = WholeGlobalBatches(train_data, configs.batch_size * replicas, len(splits["train"]))
+        except DeviceSetupError as e:
+            sys.exit(f"error: {e}")
+        val_data = PaddedLastBatch(val_data, configs.batch_size * replicas * 4)
+    return train_data, val_data
 
 
 def compile_model(configs):
@@ -317,16 +429,20 @@ def compile_model(configs):
         optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate, weight_decay=configs.weight_decay or None),
         loss=loss,
         loss_weights=loss_weights,
-        metrics=metrics,
+        # Weighted: the padding of a last validation batch under several replicas has weight 0 (distribute.py).
+        weighted_metrics=metrics,
     )
     return model
 
 
 def new_configs(args):
-    """The preset's settings, with the flags given on top."""
-    configs = ModelConfigs(args.preset)
+    """The preset's settings (with --init-from: the starting model's), with the flags given on top."""
+    try:
+        configs = finetune_configs(args.init_from) if args.init_from else ModelConfigs(args.preset)
+    except StartingModelError as e:
+        sys.exit(f"error: {e}")
     for flag in ("architecture", "augmentation", "dropout", "ctc_shortcut", "lr_schedule", "batch_size", "learning_rate",
-                 "weight_decay", "mixed_precision"):
+                 "weight_decay", "mixed_precision", "warmup", "freeze_cnn"):
         if getattr(args, flag) is not None:
             setattr(configs, flag, getattr(args, flag))
     if args.keep_aspect_ratio is not None:
@@ -354,6 +470,11 @@ def build_models(configs, strategy, args, resume_state):
             model.optimizer.learning_rate = resume_state["learning_rate"]
         else:
             model = compile_model(configs)
+            if args.init_from:
+                try:
+                    load_starting_weights(model, configs)
+                except StartingModelError as e:
+                    sys.exit(f"error: {e}")
         float32_model = None
         if configs.mixed_precision != "off":
             training_policy = keras.config.dtype_policy()
@@ -375,9 +496,10 @@ def training_callbacks(configs, args, splits, val_data, float32_model, resume_st
     if configs.lr_schedule == "cosine":
         # The schedule decides the end; no early stopping, which would cut it short.
         schedule = WarmupCosineSchedule(configs.learning_rate, configs.train_epochs, args.minutes,
-                                        progress=resume_state["lr_schedule"]["progress"] if resume_state else 0.0)
+                                        progress=resume_state["lr_schedule"]["progress"] if resume_state else 0.0,
+                                        warmup=configs.warmup)
         counters = {"lr_schedule": (schedule, ["progress"])}
-        schedule_callbacks = [schedule]
+        schedule_callbacks = [schedule] + ([FrozenCNN(schedule, configs.freeze_cnn)] if configs.freeze_cnn else [])
     else:
         early_stopping = EarlyStopping(monitor="val_CER", patience=20, mode="min", verbose=1)
         reduce_lr = ReduceLROnPlateau(monitor="val_CER", factor=0.9, min_delta=1e-10, patience=10, mode="min", verbose=1)
@@ -387,7 +509,7 @@ def training_callbacks(configs, args, splits, val_data, float32_model, resume_st
     last_checkpoint = ResumableCheckpoint(configs.model_path, best_checkpoint, counters, resume_state)
     speed = TrainingSpeed(configs.batch_size * replicas, len(splits["train"]))
     # A few validation words, read after every epoch and shown in TensorBoard.
-    preview_images, _ = val_data[0]
+    preview_images = val_data[0][0]
     preview_labels = [label for _, label in splits["val"][:8]]
     callbacks = schedule_callbacks + [
         best_checkpoint,
@@ -399,7 +521,10 @@ def training_callbacks(configs, args, splits, val_data, float32_model, resume_st
                           configs.vocab, reader=float32_model and reader_of(float32_model)),
         StopOnSignalOrNaN(),
         speed,
+        RunTimeEstimate(configs.train_epochs, args.minutes, on_gpu=bool(tf.config.list_logical_devices("GPU"))),
     ] + ([TrainingTimeLimit(args.minutes)] if args.minutes else [])
+    if args.strategy == "multiworker":
+        callbacks.append(PeerWatchdog(args.peer_timeout))
     if float32_model:
         # First, so the callbacks after it read its val_loss, val_CER and val_WER.
         callbacks.insert(0, Float32Validation(float32_model, val_data))
@@ -426,6 +551,12 @@ def train(model, train_data, val_data, callbacks, last_checkpoint, configs, args
         reason = getattr(e, "strerror", None) or "No space left on device"
         sys.exit(f"error: could not write in {configs.model_path} ({reason}); the last good checkpoint is "
                  f"intact: free some space, then python train.py --resume {configs.model_path}")
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+        if args.strategy != "multiworker":
+            raise
+        # TensorFlow's coordination service noticed a worker that stopped sending heartbeats (killed, crashed).
+        peers = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", e.message))) or ["a peer"]
+        stop_worker(f"the multi-worker run lost {', '.join(peers)} ({type(e).__name__})")
     except tf.errors.InvalidArgumentError as e:
         unsupported = sorted(set(re.findall(r"No registered '(\w+)' OpKernel for (\w+)", str(e))))
         if not (args.jit_compile and unsupported):
@@ -451,13 +582,28 @@ def export(configs, val_data):
         export_onnx(export_model, onnx_path, metadata)
     except OnnxExportError as e:
         sys.exit(f"error: {e}")
-    images, _ = val_data[0]
+    images = val_data[0][0]
     difference = onnx_keras_max_difference(export_model, onnx_path, images)
     write_json_atomically({"images": len(images), "max_abs_difference": difference},
                           os.path.join(configs.model_path, "onnx_check.json"))
     if difference > 1e-4:
         sys.exit(f"error: the ONNX model's outputs differ from Keras by {difference:.2g} (> 1e-4); do not use {onnx_path}")
     print(f"Exported {onnx_path} (ONNX vs Keras max difference {difference:.1e} on {len(images)} validation images)")
+
+
+def score_test_set(model_dir):
+    """Step 7, when the split has a test part (--split aachen): the exported ONNX model reads the
+    test words once, at the very end. Nothing chose the model or its settings on them, so these
+    are the figures to compare with papers; they go to test_scores.json beside the model."""
+    # Imported when needed, as in onnx_export.py: importing onnxruntime writes a file into the temporary folder.
+    from inferenceModel import ImageToWordModel, predict_files, read_labelled_csv, score
+    rows = read_labelled_csv(os.path.join(model_dir, "test.csv"))
+    predictions, _ = predict_files(ImageToWordModel(model_dir), [path for path, _ in rows], batch_size=64)
+    summary, _ = score(rows, predictions)
+    write_json_atomically(summary, os.path.join(model_dir, "test_scores.json"))
+    print(f"Test set, {summary['words']} words by writers unseen in training: CER {summary['corpus_cer']:.2%}, "
+          f"average CER {summary['average_cer']:.2%}, word accuracy {summary['word_accuracy']:.2%} "
+          f"({os.path.join(model_dir, 'test_scores.json')})")
 
 
 def main(argv=None):
@@ -493,12 +639,8 @@ def main(argv=None):
               f"({configs.batch_size} per replica){'' if writes_files(strategy) else '; this worker keeps no files'}")
     check_free_space(configs.model_path)
 
-    # 3. The data pipeline (data_provider above), augmenting the training images only.
-    # Under a strategy each batch is the global batch: Keras splits it between the replicas.
-    train_data = data_provider(splits["train"], configs, configs.batch_size * replicas,
-                               training_augmentors(configs.augmentation), shuffle=True)
-    # Validation keeps no activations for gradients, so 4x larger batches fit and run faster.
-    val_data = data_provider(splits["val"], configs, configs.batch_size * replicas * 4)
+    # 3. The data pipeline (data_pipelines above), augmenting the training images only.
+    train_data, val_data = data_pipelines(splits, configs, args, replicas, resume_state)
 
     # 4. The model (build_models and compile_model above).
     model, float32_model = build_models(configs, strategy, args, resume_state)
@@ -519,6 +661,9 @@ def main(argv=None):
         write_json_atomically({"epochs": last_checkpoint.epoch + 1, "samples": speed.samples, "seconds": speed.seconds},
                               os.path.join(configs.model_path, "training.json"))
         export(configs, val_data)
+        # 7. With a test part (--split aachen, IAM's default), its scores (score_test_set above).
+        if os.path.exists(os.path.join(configs.model_path, "test.csv")):
+            score_test_set(configs.model_path)
     if interrupted:
         sys.exit(f"error: training stopped early: {interrupted}" + (
             ". The best epoch so far is exported; continue from the last good checkpoint with: "

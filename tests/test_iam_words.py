@@ -1,6 +1,7 @@
 """Tests for iam_words.py: the real download code against a local HTTP server, a small fake IAM archive."""
 
 import io
+import json
 import os
 import socket
 import tarfile
@@ -428,3 +429,72 @@ def test_george_washington_words(capsys):
     parts = split_words(words, "auto", GW_DIR)
     assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (2433, 1293, 0)
     assert "split auto: using files" in capsys.readouterr().out
+
+
+# -----------------------------------------------------------------------------
+# IAM's defaults in train.py: the Aachen split, the test set's scores, the run's length
+
+
+def aachen_archive(tmp_path):
+    """An IAM_Words.zip like the real one whose 60 words (the demo generator's images) sit on forms
+    of the Aachen lists: 40 on training forms, 10 on validation forms, 10 on test forms."""
+    from demo_words import generate_demo_words
+    demo_dir = generate_demo_words(str(tmp_path / "demo"), num_words=60, seed=3)
+    demo_words = parse_words_txt(demo_dir)
+    forms = {name: iam_words._read_ids(os.path.join(iam_words.AACHEN_SPLITS_DIR, f"{name}.txt"))
+             for name in ("train", "validation", "test")}
+    word_forms = [forms["train"][i // 10] for i in range(40)] + [forms["validation"][i // 5] for i in range(10)] \
+        + [forms["test"][i // 5] for i in range(10)]
+    lines, files = [], {}
+    for index, ((_, image_path, label), form) in enumerate(zip(demo_words, word_forms)):
+        word_id = f"{form}-00-{index:02d}"
+        lines.append(f"{word_id} ok 154 0 0 10 10 NN {label}")
+        with open(image_path, "rb") as f:
+            files[member_path(word_id)] = f.read()
+    tgz = io.BytesIO()
+    with tarfile.open(fileobj=tgz, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("IAM_Words/words.txt", "\n".join(lines) + "\n")
+        zf.writestr("IAM_Words/words.tgz", tgz.getvalue())
+    return archive.getvalue()
+
+
+def test_iam_trains_on_the_aachen_split_and_scores_the_test_set(tmp_path, serve):
+    from conftest import run_script
+    server = serve(aachen_archive(tmp_path))
+    model_dir = tmp_path / "model"
+    # No --epochs: the default length for 40 words is 12,500 epochs; --minutes ends it after a few seconds.
+    result = run_script("train.py", "--dataset-url", server.url, "--batch-size", 8, "--minutes", 0.05,
+                        "--model-dir", model_dir, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "split auto: IAM, so the RWTH Aachen split by writer" in out
+    assert "split aachen: 40 train, 10 val, 10 test" in out
+    assert "Training for 12500 epochs (500,000 images" in out
+    assert "The first epoch took" in out and "the whole run, 12500 epochs, takes about" in out
+    assert "--minutes 0.05 ends it sooner." in out
+
+    with open(model_dir / "test_scores.json") as f:
+        scores = json.load(f)
+    assert scores["words"] == 10
+    assert (f"Test set, 10 words by writers unseen in training: CER {scores['corpus_cer']:.2%}, average CER "
+            f"{scores['average_cer']:.2%}, word accuracy {scores['word_accuracy']:.2%}") in out
+    # The same figures as inferenceModel.py gives on test.csv.
+    result = run_script("inferenceModel.py", "--model", model_dir, "--csv", model_dir / "test.csv", cwd=tmp_path)
+    assert f"Average CER: {scores['average_cer']:.4f}" in result.stdout
+
+
+def test_run_time_estimate_points_a_cpu_at_minutes():
+    from callbacks import run_time_estimate
+    assert run_time_estimate(1800, 20) == ("The first epoch took 30 minutes: the whole run, 20 epochs, takes about "
+                                           "10.0 hours on this CPU. To train for a set time with the whole "
+                                           "learning-rate schedule, give --minutes (e.g. --minutes 120), or train "
+                                           "on a GPU.")
+    assert run_time_estimate(1800, 20, on_gpu=True).endswith("takes about 10.0 hours.")
+    assert run_time_estimate(1800, 20, minutes=60).endswith("; --minutes 60 ends it sooner.")
+    assert run_time_estimate(6, 200) == "The first epoch took 6 seconds: the whole run, 200 epochs, takes about 20 minutes."

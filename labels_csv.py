@@ -1,0 +1,106 @@
+"""Your own labelled images: a labels.csv with the columns image_path,label.
+
+    my_words/labels.csv             image_path,label
+                                    images/0001.jpg,Hello
+                                    images/0002.png,"New York"
+    my_words/images/0001.jpg        any format OpenCV reads
+
+Image paths are relative to the CSV's folder (or absolute). Labels may hold spaces and any
+Unicode; they are read as UTF-8. Bad rows are what words.txt lines are to iam_words.py: skipped,
+counted and listed in a summary (the line number of a row, the path of an image), and training
+goes on with the rest, unless fewer than MIN_ROWS rows are usable.
+"""
+import csv
+import io
+import os
+import unicodedata
+from collections import defaultdict
+
+from iam_words import DatasetError, image_problems, split_words
+
+COLUMNS = ("image_path", "label")
+MIN_ROWS = 10  # fewer usable rows to train on are a mistake in the file, not a dataset
+SHOWN = 10  # rows or images listed per reason in the summary
+
+
+def parse_labels_csv(csv_path: str, min_rows: int = MIN_ROWS) -> list[tuple[str, str, str]]:
+    """Reads csv_path and returns [(image_path as written, image path to open, label), ...]; prints a summary.
+
+    Labels are NFC-normalised (an "é" typed as e + accent and one typed as é are one character
+    for the model) and stripped of spaces at either end, which no image shows."""
+    try:
+        with open(csv_path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise DatasetError(f"{csv_path} not found: a labelled folder holds labels.csv with the columns "
+                           "image_path,label (or pass --train-csv FILE).") from None
+    except OSError as e:
+        raise DatasetError(f"cannot read {csv_path}: {e.strerror or e}") from None
+    # utf-8-sig: spreadsheets often start the file with a byte-order mark. Bytes that are not UTF-8
+    # become lone surrogates, so the CSV still parses and each bad row is reported on its own.
+    reader = csv.reader(io.StringIO(data.decode("utf-8-sig", errors="surrogateescape"), newline=""))
+    header = [name.strip() for name in next(reader, [])]
+    if not set(COLUMNS) <= set(header):
+        raise DatasetError(f"{csv_path} needs a first line naming the columns image_path,label (it has "
+                           f"{','.join(header) or 'nothing'!r}): write one row per image below it.")
+    path_column, label_column = header.index("image_path"), header.index("label")
+
+    folder = os.path.dirname(csv_path)
+    rows, bad_rows, n_rows = [], defaultdict(list), 0
+    while True:
+        line_no = reader.line_num + 1  # where this row starts (a quoted label may span lines)
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            bad_rows[f"not a CSV row ({e})"].append(f"line {line_no}")
+            continue
+        if not any(field.strip() for field in fields):
+            continue
+        n_rows += 1
+        image_path = fields[path_column].strip() if path_column < len(fields) else ""
+        label = fields[label_column] if label_column < len(fields) else ""
+        label = unicodedata.normalize("NFC", label.strip())
+        if any("\udc80" <= c <= "\udcff" for field in fields for c in field):
+            problem = "not valid UTF-8 (save the file as UTF-8)"
+        elif not image_path:
+            problem = "without an image_path"
+        elif not label:
+            problem = "without a label"
+        elif any(unicodedata.category(c) == "Cc" for c in label):
+            problem = "label holds a tab or line break"
+        else:
+            rows.append((image_path, os.path.join(folder, image_path), label))
+            continue
+        bad_rows[problem].append(f"line {line_no}")
+
+    bad_images = defaultdict(list)
+    problems = image_problems([path for _, path, _ in rows])
+    for (written, _, _), problem in zip(rows, problems):
+        if problem:
+            bad_images[problem].append(written)
+    rows = [row for row, problem in zip(rows, problems) if problem is None]
+
+    print(f"{csv_path}: {n_rows} rows read, {len(rows)} kept")
+    for reason, where in [*(("row " + r, w) for r, w in bad_rows.items()), *bad_images.items()]:
+        more = f" and {len(where) - SHOWN} more" if len(where) > SHOWN else ""
+        print(f"  skipped {reason}: {len(where)} ({', '.join(where[:SHOWN])}{more})")
+    if len(rows) < min_rows:
+        raise DatasetError(f"{csv_path}: {len(rows)} usable rows (see the summary above); "
+                           f"at least {min_rows} are needed.")
+    return rows
+
+
+def split_labels_csv(train_csv: str, val_csv: str | None = None, seed: int = 42) -> dict[str, list[list[str]]]:
+    """{"train": [[image_path, label], ...], "val": [...], "test": []}: the two files as given,
+    or without val_csv a random 90/10 split of train_csv with `seed` (as iam_words.split_words)."""
+    rows = parse_labels_csv(train_csv)
+    if not val_csv:
+        return split_words(rows, "random", os.path.dirname(train_csv), seed=seed)
+    val_rows = parse_labels_csv(val_csv, min_rows=1)
+    shared = {path for _, path, _ in rows} & {path for _, path, _ in val_rows}
+    if shared:
+        print(f"  note: {len(shared)} images are in both {train_csv} and {val_csv}: validation overrates them")
+    return {"train": [[path, label] for _, path, label in rows], "val": [[path, label] for _, path, label in val_rows],
+            "test": []}
