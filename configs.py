@@ -12,7 +12,7 @@ PRESETS = {
     "default": {
         "architecture": "columns",      # model.py: strided stem, one step per feature-map column, BiLSTM
         "keep_aspect_ratio": False,     # stretch each word to the input size
-        "augmentation": "rich",         # train.py: the tutorial's + slant, blur, noise, photo-like; milder rotation
+        "augmentation": "rich",         # train.py: the tutorial's + slant, blur, noise; milder rotation
         "dropout": 0.1,                 # after every residual block and the BiLSTM
         "ctc_shortcut": 0.1,            # model.py's CTC shortcut, its loss x0.1
         "batch_size": 16,               # more, smaller steps: a lower CER in the same minutes than 32

@@ -24,7 +24,7 @@ def make_provider(rows, workers, shuffle=True, seed=1):
     configs = ModelConfigs()
     configs.vocab = "".join(sorted(set("".join(label for _, label in rows))))
     configs.max_text_length = max(len(label) for _, label in rows)
-    return data_provider(rows, configs, 8, training_augmentors("rich"), shuffle=shuffle, seed=seed, workers=workers)
+    return data_provider(rows, configs, 8, training_augmentors("photos"), shuffle=shuffle, seed=seed, workers=workers)
 
 
 def epochs_of_batches(provider, epochs=2):
