@@ -96,9 +96,7 @@ def share_of_training(text):
     return value
 
 
-def parse_args(argv=None):
-    defaults, tutorial = ModelConfigs(), ModelConfigs("tutorial")
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_data_flags(parser):
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", choices=["iam", "demo"], default="iam",
                       help="iam: download the IAM words archive (default); demo: generate the embedded "
@@ -126,6 +124,10 @@ def parse_args(argv=None):
                            "writer-independent RWTH Aachen split of IAM (adds test.csv, scored at the end)")
     data.add_argument("--keep-er", action="store_true",
                       help="keep IAM words whose segmentation is flagged 'er' (dropped by default: their boxes are wrong)")
+
+
+def add_training_flags(parser):
+    defaults, tutorial = ModelConfigs(), ModelConfigs("tutorial")
     train = parser.add_argument_group("training (defaults: the --preset's settings in configs.py)")
     train.add_argument("--preset", choices=sorted(PRESETS) + ["seed"], default="default",
                        help="default: this project's recipe; tutorial (or its old name, seed): the original tutorial's "
@@ -179,6 +181,10 @@ def parse_args(argv=None):
     train.add_argument("--resume", metavar="DIR",
                        help="continue an interrupted run from DIR's last checkpoint, with its data split and settings "
                             "(--epochs, --minutes, --strategy, --workers and --jit-compile may be given anew)")
+
+
+def add_scale_flags(parser):
+    defaults, tutorial = ModelConfigs(), ModelConfigs("tutorial")
     scale = parser.add_argument_group("several GPUs or machines, speed (README: GPUs and several machines)")
     scale.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker"], default="auto",
                        help="auto: mirrored when this machine has more than one GPU, else default (the default); "
@@ -202,6 +208,14 @@ def parse_args(argv=None):
                        help="with --strategy multiworker: a worker that makes no progress for this long (another "
                             "worker died or hangs) exits with an error instead of waiting forever; more than the "
                             "slowest step plus one validation pass (default %(default)g)")
+
+
+def parse_args(argv=None):
+    """The command line, checked: one line naming the flag for each mistake."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_data_flags(parser)
+    add_training_flags(parser)
+    add_scale_flags(parser)
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     if args.preset == "seed":
