@@ -79,7 +79,7 @@ def test_bfloat16_training_is_validated_in_float32():
     float32_loss = float32_copy.evaluate(val_data, verbose=0, return_dict=True)["loss"]
     bfloat16_loss = model.evaluate(val_data, verbose=0, return_dict=True)["loss"]
     assert history["val_loss"][-1] == pytest.approx(float32_loss, rel=1e-6)
-    assert history["val_loss"][-1] != pytest.approx(bfloat16_loss, rel=1e-4)  # what fit() would have logged
+    assert history["val_loss"][-1] != pytest.approx(bfloat16_loss, rel=1e-5)  # what fit() would have logged (10x the float32 match tolerance)
 
 
 def random_probabilities(count, seed):
