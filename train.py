@@ -30,6 +30,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ star
 # others (most laptops, AMD before Zen 4) it falls back to Eigen's, which train this model at about
 # half the speed. Set it to 0 to opt out.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# XLA auto-clustering (--xla) clusters ops on a CPU only with this flag, read when TensorFlow
+# starts; it changes nothing while --xla is off.
+os.environ.setdefault("TF_XLA_FLAGS", "--tf_xla_cpu_global_jit")
 
 import keras
 import numpy as np
@@ -180,7 +183,7 @@ def add_training_flags(parser):
     train.add_argument("--seed", type=int, default=42, help="for the split, weights and augmentation (default %(default)s)")
     train.add_argument("--resume", metavar="DIR",
                        help="continue an interrupted run from DIR's last checkpoint, with its data split and settings "
-                            "(--epochs, --minutes, --strategy, --workers and --jit-compile may be given anew)")
+                            "(--epochs, --minutes, --strategy, --workers and --xla may be given anew)")
 
 
 def add_scale_flags(parser):
@@ -201,9 +204,11 @@ def add_scale_flags(parser):
                        help="processes that prepare the training batches (read, augment, resize) while the model "
                             "trains; the batches are the same for any number (default: all cores but one with a GPU, "
                             "one per 8 cores without)")
-    scale.add_argument("--jit-compile", action="store_true",
-                       help="compile the training step with XLA; today XLA cannot compile this model's CTC decoding "
-                            "and stops with an error naming the op (default: off)")
+    scale.add_argument("--xla", choices=["auto", "on", "off"], default="auto",
+                       help="compile with XLA what it can of the training step (auto-clustering: the convolutions, "
+                            "normalisation and dense layers; the cuDNN LSTM and the CER metric's CTC decoder, which "
+                            "XLA cannot compile, stay TensorFlow's); auto: on with GPUs, off on CPUs, where it made "
+                            "training slower (default: %(default)s)")
     scale.add_argument("--peer-timeout", type=positive_float, default=600, metavar="SECONDS",
                        help="with --strategy multiworker: a worker that makes no progress for this long (another "
                             "worker died or hangs) exits with an error instead of waiting forever; more than the "
@@ -501,10 +506,20 @@ def build_models(configs, strategy, args, resume_state):
             float32_model = compile_model(configs)
             keras.config.set_dtype_policy(training_policy)
     share_batch_norm_statistics(model, strategy)
-    # Explicitly: left to "auto", Keras turns XLA on by itself on a GPU machine.
+    # Never the whole step in one XLA program (Keras' jit_compile, which its "auto" turns on with a
+    # GPU): XLA has no kernel for the CER metric's CTC decoder, nor for the cuDNN LSTM. --xla
+    # compiles the rest instead (use_xla).
     for m in filter(None, (model, float32_model)):
-        m.jit_compile = args.jit_compile
+        m.jit_compile = False
     return model, float32_model
+
+
+def use_xla(mode):
+    """--xla: TensorFlow's auto-clustering compiles each connected group of ops XLA supports
+    into one fused program and leaves the others as they are. Returns whether it is on."""
+    on = mode == "on" or (mode == "auto" and bool(tf.config.list_logical_devices("GPU")))
+    tf.config.optimizer.set_jit("autoclustering" if on else False)
+    return on
 
 
 def training_callbacks(configs, args, splits, val_data, float32_model, resume_state, replicas):
@@ -576,12 +591,6 @@ def train(model, train_data, val_data, callbacks, last_checkpoint, configs, args
         # TensorFlow's coordination service noticed a worker that stopped sending heartbeats (killed, crashed).
         peers = sorted(set(re.findall(r"/job:\w+/replica:\d+/task:\d+", e.message))) or ["a peer"]
         stop_worker(f"the multi-worker run lost {', '.join(peers)} ({type(e).__name__})")
-    except tf.errors.InvalidArgumentError as e:
-        unsupported = sorted(set(re.findall(r"No registered '(\w+)' OpKernel for (\w+)", str(e))))
-        if not (args.jit_compile and unsupported):
-            raise
-        sys.exit(f"error: --jit-compile: XLA cannot compile {', '.join(f'{op} (on {device})' for op, device in unsupported)} "
-                 "in this model's training step; train without --jit-compile")
     return None
 
 
@@ -641,6 +650,7 @@ def main(argv=None):
         configs.mixed_precision = set_mixed_precision(configs.mixed_precision)
     except DeviceSetupError as e:
         sys.exit(f"error: {e}")
+    xla = use_xla(args.xla)
     if not writes_files(strategy):
         # The other workers of a multi-worker run train the same model but keep nothing: whatever
         # they write goes to a temporary folder, deleted when they exit.
@@ -652,7 +662,7 @@ def main(argv=None):
         splits = new_run(args, configs)
     replicas = strategy.num_replicas_in_sync
     print(f"Model folder: {configs.model_path}  ({configs.preset} preset, {len(configs.vocab)} characters, "
-          f"longest word {configs.max_text_length})")
+          f"longest word {configs.max_text_length}{', XLA on' if xla else ''})")
     if replicas > 1:
         print(f"{type(strategy).__name__}: {replicas} replicas, global batch {configs.batch_size * replicas} "
               f"({configs.batch_size} per replica){'' if writes_files(strategy) else '; this worker keeps no files'}")

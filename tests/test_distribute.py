@@ -222,7 +222,15 @@ def test_impossible_settings_get_one_clear_line(tmp_path, args, error):
     assert not (tmp_path / "m").exists()
 
 
-def test_jit_compile_stops_with_the_op_xla_cannot_compile(demo_dir, tmp_path):
-    result = run_script("train.py", "--jit-compile", "--data-dir", demo_dir, "--epochs", 1, "--model-dir", tmp_path / "m")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "--jit-compile: XLA cannot compile CTCGreedyDecoder" in result.stderr.strip().splitlines()[-1]
+def test_xla_compiles_what_it_can_of_the_training_step(demo_dir, tmp_path):
+    """--xla on, here on a CPU: auto-clustering compiles parts of the step with XLA (TensorFlow logs
+    it at INFO level), leaves the CTC decoder and LSTM to TensorFlow, and the run trains and exports."""
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "0"}
+    env.pop("TF_CONFIG", None)
+    result = subprocess.run([sys.executable, os.path.join(REPO, "train.py"), "--xla", "on", "--data-dir", demo_dir,
+                             "--epochs", "1", "--model-dir", str(tmp_path / "m")],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "XLA on" in result.stdout
+    assert "Compiled cluster using XLA" in result.stderr
+    assert (tmp_path / "m" / "model.onnx").is_file()
