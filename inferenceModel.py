@@ -38,7 +38,7 @@ IMAGE_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIF
 PREVIEW_IMAGES = 24  # --preview shows the first this many images
 MAX_PAGE_PIXELS = 50_000_000  # read_page works on the full image: a 48-megapixel phone photo, not much more
 PAGE_BATCH = 64  # read_page reads this many words per model call
-WHOLE_WORD_CHECK = 8  # read_page also reads an image of one line whole if it finds at most this many words in it,
+WHOLE_WORD_CHECK = 16  # read_page also reads an image whole if it finds at most this many words in it,
 WHOLE_WORD_CONFIDENCE = 0.5  # and keeps that reading if at least this sure of it (a whole line, squashed, reads unsure)
 CALIBRATION_IMAGES = 256  # --quantize measures the network's value ranges on this many images
 # predict_files works on this many batches at once, one per core this process may use.
@@ -196,9 +196,10 @@ class ImageToWordModel(OnnxInferenceModel):
         from its own ink alone, black on white, cut in two ways (tight, as IAM cuts words, and to its
         line's band, as gw_words does); the page is read the way the model is more confident of overall,
         which is the way its training words were cut (per word, a confident misreading of the wrong cut
-        would win too often). An image of one line with a few words may be one word cut by hand that
-        segmentation broke up: it is also read whole, as predict reads it, and so read when that reading
-        says something and is likelier than all its pieces' together.
+        would win too often). An image with a few words may be one word cut by hand that segmentation
+        broke up (a small image, or strokes of the neighbouring lines at its edges): it is also read
+        whole, as predict reads it, and so read when that reading says something and is likelier than
+        all its pieces' together (and, for more than one piece, likely).
         UnreadableImage for an image it cannot work on; a page without writing gives no words."""
         check_page(image)
         lines = find_words(image)
@@ -211,9 +212,10 @@ class ImageToWordModel(OnnxInferenceModel):
                 readings[cut][0].extend(batch_texts[index::2])
                 readings[cut][1].extend(round(float(confidence), 4) for confidence in batch_confidences[index::2])
         texts, certainties = max(readings.values(), key=lambda reading: sum(reading[1]))
-        if len(lines) == 1 and 0 < len(words) <= WHOLE_WORD_CHECK:  # perhaps one word cut by hand, broken up
+        if 0 < len(words) <= WHOLE_WORD_CHECK:  # perhaps one word cut by hand, broken up
             whole_text, whole_certainty = self.predict_batch([image])
-            if whole_text[0] and whole_certainty[0] > max(WHOLE_WORD_CONFIDENCE, np.prod(certainties)):
+            floor = WHOLE_WORD_CONFIDENCE if len(words) > 1 else 0  # one piece: whichever reading is likelier
+            if whole_text[0] and whole_certainty[0] > max(floor, np.prod(certainties)):
                 left, top = min(word.box[0] for _, word in words), min(word.box[1] for _, word in words)
                 right = max(word.box[0] + word.box[2] for _, word in words)
                 bottom = max(word.box[1] + word.box[3] for _, word in words)

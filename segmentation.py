@@ -31,8 +31,8 @@ image and on a 12-megapixel photo.
    and each ink component goes whole to one word. Fragments (a dot, a comma, a piece cut off a
    touching letter) join the nearest word.
 6. Reading: reading_images shows each word to the recognizer by its own ink only (pieces of the
-   neighbouring lines that reach into its box are left out), deskewed, black on white, cut tight
-   and cut to its line's band.
+   neighbouring lines that reach into its box are left out), deskewed, in the page's shades of grey
+   on white (with the soft edges of its strokes), cut tight and cut to its line's band.
 
 Boxes are in pixels of the input image: the skew only changes the coordinates the lines and words
 are found in, never the boxes.
@@ -53,7 +53,7 @@ LINE_QUARTILES = (0.433, 0.608)
 @dataclass
 class Word:
     box: list  # [x, y, w, h] in pixels of the input image
-    ink: np.ndarray  # bool: the word's own ink, deskewed, cropped to it
+    ink: np.ndarray  # float in [0, 1], 0 paper: the word's own ink, deskewed, cropped to it
     line_quartiles: tuple  # the rows (in `ink`) above which a quarter and three quarters of its line's ink lie
 
 
@@ -132,7 +132,8 @@ def find_lines(ink_rotated, letter_size):
 def find_words(image):
     """BGR or grey uint8 image -> lines (top to bottom) of Words (left to right)."""
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    ink = binarize(flatten(gray))
+    darkness = flatten(gray)
+    ink = binarize(darkness)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     if count <= 1:
         return []
@@ -202,7 +203,7 @@ def find_words(image):
             lines.append(split_words(xs[mine], ys[mine], xr[mine], yr[mine], component[mine], pen))
     lines = attach_fragments(lines)
     add_dots(lines, labels, stats, pen, rotation)
-    return [[make_word(pixels, quartiles) for pixels in words] for words, _, quartiles in lines]
+    return [[make_word(pixels, quartiles, darkness, rotation, pen) for pixels in words] for words, _, quartiles in lines]
 
 
 def split_words(xs, ys, xr, yr, component, pen):
@@ -304,30 +305,37 @@ def add_dots(lines, labels, stats, pen, rotation):
                 label[mine] = -1  # given to this word
 
 
-def make_word(pixels, line_quartiles):
-    """A word's pixels (xs, ys in the page; xr, yr deskewed) -> Word."""
+def make_word(pixels, line_quartiles, darkness, rotation, pen):
+    """A word's pixels (xs, ys in the page; xr, yr deskewed) -> Word. Its ink keeps the page's shades
+    of grey (the flattened darkness, deskewed) on its own pixels and within half a pen width around
+    them: the soft edges of the strokes, as in the scans the model learnt from (pure black and white
+    read worse)."""
     xs, ys, xr, yr = pixels
     columns, rows = np.round(xr).astype(int), np.round(yr).astype(int)
-    ink = np.zeros((rows.max() - rows.min() + 1, columns.max() - columns.min() + 1), bool)
-    ink[rows - rows.min(), columns - columns.min()] = True
+    own = np.zeros((rows.max() - rows.min() + 1, columns.max() - columns.min() + 1), np.uint8)
+    own[rows - rows.min(), columns - columns.min()] = 1
+    to_crop = rotation - np.array([[0, 0, columns.min()], [0, 0, rows.min()]])
+    shades = cv2.warpAffine(darkness, to_crop, (own.shape[1], own.shape[0]), flags=cv2.INTER_LINEAR)
+    edge = 2 * max(1, round(pen / 2)) + 1
+    ink = np.where(cv2.dilate(own, np.ones((edge, edge), np.uint8)) > 0, shades, 0)
     box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
     return Word(box, ink, tuple(float(q - rows.min()) for q in line_quartiles))
 
 
 def reading_images(word):
-    """The two ways a word is shown to the recognizer, black ink on white, its own ink only:
+    """The two ways a word is shown to the recognizer, its own ink only, dark on white:
     cut tight around the ink with a margin of 3% (as IAM and the demo set cut words), and cut to its
     line's writing band (as gw_words cuts them: every word of a line in the same band, ascender line
     to descender line, so a word without ascenders keeps the empty space above it). The band is
     placed by LINE_QUARTILES, measured on gw_words."""
-    ink = word.ink
+    ink = np.round(255 * (1 - word.ink)).astype(np.uint8)
     margin = max(1, round(0.03 * ink.shape[0]))
-    tight = np.pad(np.where(ink, 0, 255).astype(np.uint8), margin, constant_values=255)
+    tight = np.pad(ink, margin, constant_values=255)
     first, third = word.line_quartiles
     height = max(third - first, 1) / (LINE_QUARTILES[1] - LINE_QUARTILES[0])
     top = int(np.floor(min(first - LINE_QUARTILES[0] * height, 0)))
     bottom = int(np.ceil(max(first + (1 - LINE_QUARTILES[0]) * height, ink.shape[0])))
     margin = max(1, round(0.02 * (bottom - top)))
     band = np.full((bottom - top, ink.shape[1] + 2 * margin), 255, np.uint8)
-    band[-top:-top + ink.shape[0], margin:margin + ink.shape[1]][ink] = 0
+    band[-top:-top + ink.shape[0], margin:margin + ink.shape[1]] = ink
     return cv2.cvtColor(tight, cv2.COLOR_GRAY2BGR), cv2.cvtColor(band, cv2.COLOR_GRAY2BGR)

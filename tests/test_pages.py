@@ -12,7 +12,7 @@ import pytest
 from bench import box_iou, compose_page, dataset_lines, matched_boxes
 from conftest import GW_WORDS, run_script
 from inferenceModel import ImageToWordModel, UnreadableImage, read_image
-from segmentation import binarize, find_words, flatten
+from segmentation import binarize, find_words, flatten, reading_images
 
 # The demo script's x-height is about half its words' ink height (gw_words': a third), so its natural
 # word gaps (1-2 x-heights) and line pitch (3 x-heights) are larger in compose_page's units.
@@ -73,6 +73,18 @@ def test_touching_lines_are_cut_apart(demo_lines):
     second = set(np.unique(components[lower[0][1] + lower[0][3] // 2:lower[0][1] + lower[0][3]]))
     assert len((first & second) - {0}) >= 1, "the drawn strokes should join the two lines' ink"
     assert_read_like_truth(find_words(page), truth, 3)
+
+
+def test_words_are_read_in_the_pages_shades_of_grey(demo_lines):
+    """reading_images shows each word as the page has it, soft stroke edges and all, on white paper:
+    not thresholded to black and white, which reads worse."""
+    page, _ = compose_page(demo_lines, np.random.default_rng(2), angle=1.0, line_pitch=DEMO_PITCH, gaps=DEMO_GAPS)
+    for word in [line[0] for line in find_words(page)]:
+        for cut in reading_images(word):
+            grey = cut[:, :, 0]
+            assert grey[0].min() == 255 and grey[-1].min() == 255  # white margins
+            assert grey.min() < 100  # the strokes' dark middle
+            assert ((grey > 20) & (grey < 235)).sum() > 0.2 * (grey < 128).sum()  # their soft edges
 
 
 def test_boxes_are_in_input_pixels_at_any_resolution(demo_lines):
