@@ -557,7 +557,8 @@ def main(argv=None):
         print(f"Corpus CER: {summary['corpus_cer']:.4f}")
         print(f"Word accuracy: {summary['word_accuracy']:.4f} ({summary['words']} words)")
         auroc = confidence_auroc(rows, predictions, prediction_confidences)
-        print(f"Confidence AUROC: {auroc:.4f} (how often a correct reading has a higher confidence than a wrong one)")
+        print(f"Confidence AUROC: {auroc:.4f} (how often a correct reading has a higher confidence than a wrong one)"
+              if not np.isnan(auroc) else "Confidence AUROC: none (it needs some readings right and some wrong)")
     try:
         if args.output and not args.images:
             target = args.output
