@@ -9,6 +9,8 @@ from mltu.annotations.images import Image
 from mltu.augmentors import Augmentor, randomness_decorator
 from mltu.transformers import Transformer
 
+from segmentation import LINE_QUARTILES
+
 
 class RandomShear(Augmentor):
     """Slants the word left or right by up to `max_shear` (horizontal shift per pixel of height):
@@ -104,12 +106,18 @@ class RandomPhoto(Augmentor):
         return image, annotation
 
 
-def crop_to_ink(image):
+def crop_to_ink(image, band=False):
     """A word image (BGR uint8) cut at the left and right to its ink, plus a small margin: a
     photo's loose crop would otherwise squeeze the word into part of the model's width, which
     a scan's tight crop fills. Top and bottom stay: where the ink sits in the height tells a
-    small letter from a capital or an ascender (cropping them too stretched short words to the
-    full height, and a model trained so read scans far worse).
+    small letter from a capital or an ascender (cropping them to the ink too stretched short words
+    to the full height, and a model trained so read scans far worse).
+
+    band=True (train.py --crop band, for photos) also cuts the paper above and below that lies
+    beyond the word's writing band, ascender line to descender line, placed from the rows that hold
+    the middle half of its ink as segmentation.py places a line's band (LINE_QUARTILES): a loosely
+    cropped photo gets a scan's proportions, while a scan, already cut to its band, keeps nearly all
+    its height, and no ink is ever cut.
 
     Ink is what is clearly darker than the paper around it, as in model.py's PaperNormalization:
     the paper's brightness is the brightest grey within a quarter of the image's height, so tinted
@@ -121,16 +129,27 @@ def crop_to_ink(image):
     window = max(3, height // 4)
     paper = cv2.blur(cv2.dilate(grey, np.ones((window, window), np.uint8)), (window, window))
     ink = cv2.blur(1 - grey / np.maximum(paper, 1), (3, 3))
-    columns = np.flatnonzero((ink > max(0.5 * ink.max(), 0.15)).any(axis=0))
+    mask = ink > max(0.5 * ink.max(), 0.15)
+    columns = np.flatnonzero(mask.any(axis=0))
     if not len(columns):
         return image
     margin = max(1, height // 50)
-    return image[:, max(columns[0] - margin, 0):min(columns[-1] + margin + 1, width)]
+    top, bottom = 0, height
+    if band:
+        rows = np.nonzero(mask)[0]
+        first, third = np.percentile(rows, [25, 75])
+        band_height = max(third - first, 1) / (LINE_QUARTILES[1] - LINE_QUARTILES[0])
+        top = int(max(0, min(first - LINE_QUARTILES[0] * band_height, rows.min() - margin)))
+        bottom = int(min(height, max(first + (1 - LINE_QUARTILES[0]) * band_height, rows.max() + margin + 1)))
+    return image[top:bottom, max(columns[0] - margin, 0):min(columns[-1] + margin + 1, width)]
 
 
 class CropToInk(Transformer):
     """crop_to_ink in the DataProvider, before ImageResizer, as ImageToWordModel.resize does it."""
 
+    def __init__(self, band=False):
+        self.band = band
+
     def __call__(self, image: Image, annotation):
-        image.update(crop_to_ink(image.numpy()))
+        image.update(crop_to_ink(image.numpy(), band=self.band))
         return image, annotation

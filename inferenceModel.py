@@ -134,7 +134,11 @@ class ImageToWordModel(OnnxInferenceModel):
             self.vocab = self.metadata["vocab"]
             self.height, self.width = int(self.metadata["height"]), int(self.metadata["width"])
             self.keep_aspect_ratio = bool(self.metadata.get("keep_aspect_ratio", False))
-            self.crops_to_ink = bool(self.metadata.get("crop_to_ink", False))  # models trained before it was: no
+            # How train.py cut the words: "columns" or "band" (models that wrote true: columns; before that, none).
+            self.crop = {True: "columns", False: None}.get(self.metadata.get("crop_to_ink", False),
+                                                          self.metadata.get("crop_to_ink"))
+            if self.crop not in (None, "columns", "band"):
+                raise ValueError
         except (KeyError, ValueError, TypeError):
             raise ModelFileError(f"{model_path} has no vocabulary/input-size metadata; export it with train.py") from None
         self.input_shapes = [meta.shape for meta in self.model.get_inputs()]
@@ -158,9 +162,10 @@ class ImageToWordModel(OnnxInferenceModel):
 
     def resize(self, image):
         """Any BGR image -> the model's input size, exactly as train.py's CropToInk and ImageResizer
-        do it: cut at the left and right to the ink, then stretched, or scaled to fit and padded with white."""
-        if self.crops_to_ink:
-            image = crop_to_ink(image)
+        do it: cut to the ink at the left and right (--crop band: to its writing band above and below
+        too), then stretched, or scaled to fit and padded with white."""
+        if self.crop:
+            image = crop_to_ink(image, band=self.crop == "band")
         if self.keep_aspect_ratio:
             return ImageResizer.resize_maintaining_aspect_ratio(image, self.width, self.height, (255, 255, 255))
         return cv2.resize(image, (self.width, self.height))

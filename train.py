@@ -143,6 +143,10 @@ def add_training_flags(parser):
     train.add_argument("--augmentation", choices=["rich", "photos", "tutorial"],
                        help="training-image augmentation, see training_augmentors: photos for words photographed "
                             "with a phone (README: Train on your own handwriting) (default: the preset's)")
+    train.add_argument("--crop", choices=["columns", "band"],
+                       help="how each word is cut before resizing, in training and in the exported model: columns, "
+                            "to its ink at the left and right; band, also above and below to its writing band, which "
+                            "gives loosely cropped photos a scan's proportions (default: the preset's)")
     train.add_argument("--dropout", type=dropout_rate,
                        help="share of activations dropped in training after each residual block and the BiLSTM "
                             f"(default: {defaults.dropout}, tutorial {tutorial.dropout})")
@@ -344,6 +348,7 @@ def resumed_run(args):
     configs.__dict__.setdefault("ctc_shortcut", 0.0)  # and before --ctc-shortcut, without a shortcut
     configs.__dict__.setdefault("warmup", 0.03)  # and before --warmup, with this one
     configs.__dict__.setdefault("freeze_cnn", 0.0)
+    configs.__dict__.setdefault("crop", "columns")
     configs.model_path = args.resume
     configs.train_epochs = args.epochs or configs.train_epochs
     with open(state_path) as f:
@@ -376,7 +381,8 @@ def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False, seed=
         batch_size=batch_size,
         augmentors=list(augmentors),
         transformers=[
-            CropToInk(),  # as inference does it (ImageToWordModel.resize): a loose crop fills the width like a tight one
+            # As inference does it (ImageToWordModel.resize): a loose crop fills the width like a tight one.
+            CropToInk(band=configs.crop == "band"),
             # Padding is white, like the paper around the word.
             ImageResizer(configs.width, configs.height, keep_aspect_ratio=configs.keep_aspect_ratio,
                          padding_color=(255, 255, 255)),
@@ -465,8 +471,8 @@ def new_configs(args):
         configs = finetune_configs(args.init_from) if args.init_from else ModelConfigs(args.preset)
     except StartingModelError as e:
         sys.exit(f"error: {e}")
-    for flag in ("architecture", "augmentation", "dropout", "ctc_shortcut", "lr_schedule", "batch_size", "learning_rate",
-                 "weight_decay", "mixed_precision", "warmup", "freeze_cnn"):
+    for flag in ("architecture", "augmentation", "crop", "dropout", "ctc_shortcut", "lr_schedule", "batch_size",
+                 "learning_rate", "weight_decay", "mixed_precision", "warmup", "freeze_cnn"):
         if getattr(args, flag) is not None:
             setattr(configs, flag, getattr(args, flag))
     if args.keep_aspect_ratio is not None:
@@ -605,7 +611,7 @@ def export(configs, val_data):
     onnx_path = os.path.join(configs.model_path, "model.onnx")
     metadata = {"vocab": configs.vocab, "height": configs.height, "width": configs.width,
                 "keep_aspect_ratio": configs.keep_aspect_ratio, "max_text_length": configs.max_text_length,
-                "crop_to_ink": True}
+                "crop_to_ink": configs.crop}
     try:
         export_onnx(export_model, onnx_path, metadata)
     except OnnxExportError as e:

@@ -61,6 +61,44 @@ def test_crop_to_ink_cuts_a_loose_shadowed_photo_at_the_sides_of_the_word():
     assert crop_to_ink(blank) is blank
 
 
+def test_crop_to_band_gives_a_loose_photo_a_scans_proportions():
+    """band=True cuts the empty paper above and below beyond the word's writing band, whatever the
+    crop's looseness, and never cuts ink."""
+    scan = np.full((90, 160, 3), 255, np.uint8)
+    scan[30:55, 20:140] = word_image()[20:45, 0:120]
+    scan[12:30, 30:36] = 20  # an ascender
+    tight = crop_to_ink(scan, band=True)
+    for above, below in ((60, 10), (10, 70), (70, 70)):
+        loose = cv2.copyMakeBorder(scan, above, below, 0, 0, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+        cropped = crop_to_ink(photographed(loose), band=True)
+        assert abs(cropped.shape[0] - tight.shape[0]) <= 0.2 * tight.shape[0], (above, below, cropped.shape)
+        assert (cv2.cvtColor(cropped, cv2.COLOR_BGR2GRAY) < 60).sum() == (cv2.cvtColor(photographed(loose), cv2.COLOR_BGR2GRAY) < 60).sum()
+        assert crop_to_ink(loose).shape[0] == loose.shape[0]  # without band: the height stays
+
+
+def test_a_model_trained_with_crop_band_crops_so_at_inference(demo_dir, tmp_path):
+    """train.py --crop band: the ONNX metadata says so, and ImageToWordModel.resize gives the model
+    the pixels train.py's pipeline gave it, for a loosely cropped word too."""
+    from train import data_provider
+
+    model_dir = tmp_path / "band"
+    result = run_script("train.py", "--data-dir", demo_dir, "--crop", "band", "--epochs", 1, "--model-dir", model_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = ImageToWordModel(str(model_dir))
+    assert model.crop == "band"
+    configs = SimpleNamespace(**yaml.safe_load(open(model_dir / "configs.yaml")))
+    assert configs.crop == "band"
+    rows = val_rows(str(model_dir))[:2]
+    loose = cv2.copyMakeBorder(read_image(rows[0][0]), 40, 40, 30, 30, cv2.BORDER_CONSTANT, value=(255, 255, 255))
+    cv2.imwrite(str(tmp_path / "loose.png"), loose)
+    rows.append((str(tmp_path / "loose.png"), rows[0][1]))
+    images, _ = data_provider(rows, configs, batch_size=len(rows))[0]
+    assert np.array_equal(images, np.float32([model.resize(read_image(path)) for path, _ in rows]))
+    # The loose copy's word fills more of the model's height than it would cut at the sides only.
+    sides_only = cv2.resize(crop_to_ink(loose), (configs.width, configs.height))
+    assert (images[-1] < 128).any(axis=(1, 2)).sum() > (sides_only < 128).any(axis=(1, 2)).sum()
+
+
 def test_the_paper_normalisation_is_in_the_onnx_model(trained_model_dir, tmp_path):
     """Run through onnxruntime, the exported model's normalisation layer turns a scan and a tinted,
     unevenly lit copy of it into nearly the same image, and the whole model reads them alike."""
@@ -95,7 +133,7 @@ def test_training_and_inference_prepare_an_image_alike(trained_model_dir, tmp_pa
     rows.append((str(tmp_path / "loose.png"), rows[0][1]))
     images, _ = data_provider(rows, configs, batch_size=len(rows))[0]
     model = ImageToWordModel(trained_model_dir)
-    assert model.crops_to_ink
+    assert model.crop == "columns"
     assert np.array_equal(images, np.float32([model.resize(read_image(path)) for path, _ in rows]))
     assert (images[-1] < 128).mean() > 0.04  # the loose photo's word fills the width, as a scan's does (2% uncropped)
 
