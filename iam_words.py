@@ -265,11 +265,9 @@ def parse_words_txt(dataset_dir: str, drop_er: bool = True, check_images: bool =
                                                 f"{word_id}.png"), label))
 
     if check_images:
-        problems = image_problems([image_path for _, image_path, _ in words])
-        for (word_id, _, _), problem in zip(words, problems):
-            if problem:
-                skipped[problem].append(word_id)
-        words = [word for word, problem in zip(words, problems) if problem is None]
+        words, unreadable = drop_unreadable(words)
+        for problem, word_ids in unreadable.items():
+            skipped[problem].extend(word_ids)
 
     print(f"{path}: {n_lines} word lines read, {len(words)} words kept")
     if malformed:
@@ -297,6 +295,17 @@ def _line_problem(fields: list[str]) -> str | None:
     if not fields[-1]:
         return "empty transcription"
     return None
+
+
+def drop_unreadable(rows):
+    """(name, image path, label) rows -> (the rows whose image can be trained on, {problem: [the
+    others' names]}), for the summary a dataset's parser prints."""
+    problems = image_problems([path for _, path, _ in rows])
+    unreadable = defaultdict(list)
+    for (name, _, _), problem in zip(rows, problems):
+        if problem:
+            unreadable[problem].append(name)
+    return [row for row, problem in zip(rows, problems) if problem is None], unreadable
 
 
 def image_problems(image_paths: list[str]) -> list[str | None]:

@@ -16,7 +16,7 @@ import os
 import unicodedata
 from collections import defaultdict
 
-from iam_words import DatasetError, image_problems, split_words
+from iam_words import DatasetError, drop_unreadable, split_words
 
 COLUMNS = ("image_path", "label")
 MIN_ROWS = 10  # fewer usable rows to train on are a mistake in the file, not a dataset
@@ -75,12 +75,7 @@ def parse_labels_csv(csv_path: str, min_rows: int = MIN_ROWS) -> list[tuple[str,
             continue
         bad_rows[problem].append(f"line {line_no}")
 
-    bad_images = defaultdict(list)
-    problems = image_problems([path for _, path, _ in rows])
-    for (written, _, _), problem in zip(rows, problems):
-        if problem:
-            bad_images[problem].append(written)
-    rows = [row for row, problem in zip(rows, problems) if problem is None]
+    rows, bad_images = drop_unreadable(rows)
 
     print(f"{csv_path}: {n_rows} rows read, {len(rows)} kept")
     for reason, where in [*(("row " + r, w) for r, w in bad_rows.items()), *bad_images.items()]:
