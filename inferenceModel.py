@@ -198,7 +198,7 @@ class ImageToWordModel(OnnxInferenceModel):
         """A BGR uint8 image of a word, a line or a page -> {"words": [{"box": [x, y, w, h], "text",
         "confidence", "line"}, ...] in reading order, "lines": [{"box", "text"}, ...], "text": the lines
         joined by newlines}; boxes in pixels of `image`. segmentation.py finds the words; each is read
-        from its own ink alone, black on white, cut in two ways (tight, as IAM cuts words, and to its
+        without the other words' ink, dark on white, cut in two ways (tight, as IAM cuts words, and to its
         line's band, as gw_words does); the page is read the way the model is more confident of overall,
         which is the way its training words were cut (per word, a confident misreading of the wrong cut
         would win too often). An image with a few words may be one word cut by hand that segmentation

@@ -23,20 +23,25 @@ image and on a 12-megapixel photo.
    ridge, while the thin ascenders and descenders that reach, or touch, the next line fade away.
    The ridge is where the blurred ink is densest in its column (within a letter's height); each
    ridge, joined along the line, is one line's core. Every ink component goes to the line whose core
-   holds its ink (a dot or comma outside every core: the nearest); a component that reaches into two
-   cores (a descender touching the ascender below) is cut between them where it is thinnest.
+   holds its ink. A piece in no core (a dot, a comma, the tip of an ascender that binarisation broke
+   off) goes to the line of the nearest ink that is in one: the stroke it was part of. A component
+   that reaches into two cores (a descender touching the ascender below) is split where the strokes
+   meet: each line floods it from its own core, and every pixel goes to the line that reaches it
+   first.
 5. Words: in each line, ink separated by a horizontal gap wider than WORD_GAP x the line's own
    x-height (twice the height of the band holding the middle half of its ink) starts a new word.
    Gaps are measured in the x-height band (a tail reaching under the next word does not bridge one),
    and each ink component goes whole to one word. Fragments (a dot, a comma, a piece cut off a
    touching letter) join the nearest word.
-6. Reading: reading_images shows each word to the recognizer by its own ink only (pieces of the
-   neighbouring lines that reach into its box are left out), deskewed, in the page's shades of grey
-   on white (with the soft edges of its strokes), cut tight and cut to its line's band.
+6. Reading: reading_images shows each word to the recognizer without the ink of the other words
+   that reaches into its box (of the neighbouring lines, or a tail from the next word), deskewed,
+   in the page's shades of grey on white (with the soft edges of its strokes), cut tight and cut to
+   its line's band.
 
 Boxes are in pixels of the input image: the skew only changes the coordinates the lines and words
 are found in, never the boxes.
 """
+import itertools
 from dataclasses import dataclass
 
 import cv2
@@ -53,7 +58,7 @@ LINE_QUARTILES = (0.433, 0.608)
 @dataclass
 class Word:
     box: list  # [x, y, w, h] in pixels of the input image
-    ink: np.ndarray  # float in [0, 1], 0 paper: the word's own ink, deskewed, cropped to it
+    ink: np.ndarray  # float in [0, 1], 0 paper: the word's ink without other words', deskewed, cropped to it
     line_quartiles: tuple  # the rows (in `ink`) above which a quarter and three quarters of its line's ink lie
 
 
@@ -170,31 +175,21 @@ def find_words(image):
     order = np.argsort(component, kind="stable")
     xs, ys, xr, yr, component, core_of_pixel, in_core = (a[order] for a in (xs, ys, xr, yr, component, core_of_pixel, in_core))
     starts = np.searchsorted(component, np.arange(count + 1))
-    line_of_pixel = np.empty(len(xs), np.int64)
+    line_of_pixel = np.full(len(xs), -1, np.int64)
+    loose = []  # components in no core
     for label in np.nonzero(keep)[0]:
         part = slice(starts[label], starts[label + 1])
         hits = np.bincount(core_of_pixel[part][in_core[part]], minlength=n_cores + 1)[1:]
         big = np.nonzero(hits >= max(pen * pen, 0.1 * hits.sum()))[0] if hits.sum() else []
-        if len(big) == 0:  # a dot, a comma or a lone descender: the nearest line core
-            line_of_pixel[part] = np.argmin(np.abs(core_centre - np.median(yr[part])))
+        if len(big) == 0:
+            loose.append(label)
         elif len(big) == 1:
             line_of_pixel[part] = big[0]
-        else:  # touches another line: cut between each pair of cores where the ink is thinnest
-            big = big[np.argsort(core_centre[big])]
-            line_of_pixel[part] = big[0]
-            y = yr[part]
-            for upper, lower in zip(big[:-1], big[1:]):
-                between = (y > core_centre[upper]) & (y < core_centre[lower])
-                rows = np.round(y[between]).astype(int)
-                middle = (core_centre[upper] + core_centre[lower]) / 2
-                cut = middle
-                if len(rows):  # the thinnest row of the middle half; of equally thin rows (one stroke), the middlemost
-                    widths = np.bincount(rows - rows.min()).astype(float)
-                    quarter = len(widths) // 4
-                    candidates = np.arange(quarter, len(widths) - quarter) if len(widths) > 2 * quarter else np.arange(len(widths))
-                    thin = candidates[widths[candidates] <= widths[candidates].min() + pen / 2]
-                    cut = rows.min() + thin[np.argmin(np.abs(rows.min() + thin - middle))]
-                line_of_pixel[part][y >= cut] = lower
+        else:  # touches another line (a descender on the ascender below): split where the strokes meet
+            lines_touched = big[np.argsort(core_centre[big])]
+            line_of_pixel[part] = split_along_ink(xs[part], ys[part], core_of_pixel[part] - 1, lines_touched)
+    if loose:
+        line_of_pixel = give_loose_pieces(loose, starts, xs, ys, yr, line_of_pixel, core_centre, gray.shape)
 
     lines = []
     for line in np.argsort(core_centre):
@@ -203,7 +198,59 @@ def find_words(image):
             lines.append(split_words(xs[mine], ys[mine], xr[mine], yr[mine], component[mine], pen))
     lines = attach_fragments(lines)
     add_dots(lines, labels, stats, pen, rotation)
-    return [[make_word(pixels, quartiles, darkness, rotation, pen) for pixels in words] for words, _, quartiles in lines]
+    owner = np.zeros(gray.shape, np.float32)  # each ink pixel's word, numbered from 1 in reading order (0: none)
+    for number, (xs, ys, _, _) in enumerate((pixels for words, _, _ in lines for pixels in words), start=1):
+        owner[ys, xs] = number
+    numbers = itertools.count(1)
+    return [[make_word(pixels, next(numbers), quartiles, darkness, owner, rotation, pen) for pixels in words]
+            for words, _, quartiles in lines]
+
+
+def split_along_ink(xs, ys, core, lines):
+    """One ink component that reaches into several lines' cores (a descender touching the ascender
+    below it): its pixels (page coordinates), the core each is in (-1: none), the lines it reaches,
+    top to bottom -> the line of each pixel. Each line floods the component from its pixels in that
+    line's core, a pixel a step, and a pixel belongs to the line that reaches it first: a descender
+    goes with the line it hangs from, an ascender with the line it rises from, and they part where
+    they touch, wherever that is. (Cutting the component at one row cut off the tips of whichever
+    stroke reached past it: an f, d or T lost its top.)"""
+    left, top = xs.min(), ys.min()
+    mask = np.zeros((ys.max() - top + 1, xs.max() - left + 1), np.uint8)
+    mask[ys - top, xs - left] = 1
+    owner = np.full(mask.shape, -1, np.int64)
+    for line in lines:
+        owner[ys[core == line] - top, xs[core == line] - left] = line
+    kernel = np.ones((3, 3), np.uint8)
+    while True:
+        free = (mask > 0) & (owner < 0)
+        grown = [(line, free & (cv2.dilate((owner == line).astype(np.uint8), kernel) > 0)) for line in lines]
+        if not any(reached.any() for _, reached in grown):
+            break
+        for line, reached in grown:  # reached by two lines in the same step: the upper one's
+            owner[reached & (owner < 0)] = line
+    return owner[ys - top, xs - left]  # every pixel is reached: the component is connected
+
+
+def give_loose_pieces(loose, starts, xs, ys, yr, line_of_pixel, core_centre, shape):
+    """The components in no line's core (a dot, a comma, the tip of an ascender that binarisation broke
+    off its stem) -> each goes to the line of the nearest ink that is in a line: the stroke it was
+    part of, rather than the nearest core (between two close lines, an ascender's tip is nearer the
+    line above). A page where no ink is in a core: the nearest core. Returns line_of_pixel."""
+    anchored = line_of_pixel >= 0
+    if anchored.any():
+        elsewhere = np.ones(shape, np.uint8)
+        elsewhere[ys[anchored], xs[anchored]] = 0
+        distance, nearest = cv2.distanceTransformWithLabels(elsewhere, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+        line_of_nearest = np.zeros(nearest.max() + 1, np.int64)
+        line_of_nearest[nearest[ys[anchored], xs[anchored]]] = line_of_pixel[anchored]
+    for label in loose:
+        part = slice(starts[label], starts[label + 1])
+        if anchored.any():
+            closest = np.argmin(distance[ys[part], xs[part]])
+            line_of_pixel[part] = line_of_nearest[nearest[ys[part][closest], xs[part][closest]]]
+        else:
+            line_of_pixel[part] = np.argmin(np.abs(core_centre - np.median(yr[part])))
+    return line_of_pixel
 
 
 def split_words(xs, ys, xr, yr, component, pen):
@@ -305,25 +352,28 @@ def add_dots(lines, labels, stats, pen, rotation):
                 label[mine] = -1  # given to this word
 
 
-def make_word(pixels, line_quartiles, darkness, rotation, pen):
-    """A word's pixels (xs, ys in the page; xr, yr deskewed) -> Word. Its ink keeps the page's shades
-    of grey (the flattened darkness, deskewed) on its own pixels and within half a pen width around
-    them: the soft edges of the strokes, as in the scans the model learnt from (pure black and white
-    read worse)."""
+def make_word(pixels, number, line_quartiles, darkness, owner, rotation, pen):
+    """A word's pixels (xs, ys in the page; xr, yr deskewed) and its number in `owner` -> Word. Its
+    ink keeps the page's shades of grey (the flattened darkness, deskewed): on its own pixels and a
+    pen width around them (the soft edges of the strokes, as in the scans the model learnt from:
+    pure black and white read worse), and everywhere in its box that is not near another word's
+    ink (faint strokes and specks binarisation left out belong to whatever they are near)."""
     xs, ys, xr, yr = pixels
     columns, rows = np.round(xr).astype(int), np.round(yr).astype(int)
     own = np.zeros((rows.max() - rows.min() + 1, columns.max() - columns.min() + 1), np.uint8)
     own[rows - rows.min(), columns - columns.min()] = 1
     to_crop = rotation - np.array([[0, 0, columns.min()], [0, 0, rows.min()]])
     shades = cv2.warpAffine(darkness, to_crop, (own.shape[1], own.shape[0]), flags=cv2.INTER_LINEAR)
-    edge = 2 * max(1, round(pen / 2)) + 1
-    ink = np.where(cv2.dilate(own, np.ones((edge, edge), np.uint8)) > 0, shades, 0)
+    words_here = cv2.warpAffine(owner, to_crop, (own.shape[1], own.shape[0]), flags=cv2.INTER_NEAREST)
+    others = ((words_here > 0) & (words_here != number)).astype(np.uint8)
+    pen_square = np.ones((2 * max(1, round(pen)) + 1,) * 2, np.uint8)
+    keep = (cv2.dilate(own, pen_square) > 0) | (cv2.dilate(others, pen_square) == 0)
     box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
-    return Word(box, ink, tuple(float(q - rows.min()) for q in line_quartiles))
+    return Word(box, np.where(keep, shades, 0), tuple(float(q - rows.min()) for q in line_quartiles))
 
 
 def reading_images(word):
-    """The two ways a word is shown to the recognizer, its own ink only, dark on white:
+    """The two ways a word is shown to the recognizer, without other words' ink, dark on white:
     cut tight around the ink with a margin of 3% (as IAM and the demo set cut words), and cut to its
     line's writing band (as gw_words cuts them: every word of a line in the same band, ascender line
     to descender line, so a word without ascenders keeps the empty space above it). The band is

@@ -78,6 +78,11 @@ def png(image):
     return cv2.imencode(".png", image)[1].tobytes()
 
 
+def js_round(x):
+    """JavaScript's Math.round, as the page shows percentages: halves go up (Python's round goes to even)."""
+    return int(np.floor(x + 0.5))
+
+
 def demo_word_paths(demo_dir):
     return sorted(glob.glob(os.path.join(demo_dir, "words", "**", "*.png"), recursive=True))
 
@@ -326,7 +331,7 @@ def test_a_chosen_or_dropped_image_is_read_and_bad_files_are_explained(browser, 
     assert [[int(rect.get_attribute(k)) for k in ("x", "y", "width", "height")] for rect in boxes] == \
         [word["box"] for word in answer["words"]]
     rows = browser.find_elements("css selector", "#words tbody tr")
-    assert [row.text.split()[1:3] for row in rows] == [[word["text"] or "∅", f"{round(word['confidence'] * 100)}%"]
+    assert [row.text.split()[1:3] for row in rows] == [[word["text"] or "∅", f"{js_round(word['confidence'] * 100)}%"]
                                                        for word in answer["words"]]
     weak = [word["confidence"] < 0.5 for word in answer["words"]]  # app.js WEAK_CONFIDENCE
     assert ["weak" in span.get_attribute("class") for span in browser.find_elements("css selector", "#text .word")] == weak
