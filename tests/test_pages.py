@@ -12,7 +12,7 @@ import pytest
 from bench import box_iou, compose_page, dataset_lines, matched_boxes
 from conftest import GW_WORDS, run_script
 from inferenceModel import ImageToWordModel, UnreadableImage, read_image
-from segmentation import binarize, find_words, flatten, reading_images
+from segmentation import binarize, find_words, flatten, make_word, reading_images
 
 # The demo script's x-height is about half its words' ink height (gw_words': a third), so its natural
 # word gaps (1-2 x-heights) and line pitch (3 x-heights) are larger in compose_page's units.
@@ -73,6 +73,68 @@ def test_touching_lines_are_cut_apart(demo_lines):
     second = set(np.unique(components[lower[0][1] + lower[0][3] // 2:lower[0][1] + lower[0][3]]))
     assert len((first & second) - {0}) >= 1, "the drawn strokes should join the two lines' ink"
     assert_read_like_truth(find_words(page), truth, 3)
+
+
+def test_strokes_between_lines_stay_whole_with_their_own_words(demo_lines):
+    """Between two lines: a descender and an ascender that pass each other and touch half way, and an
+    ascender whose tip binarisation sees as a piece of its own, nearer the line above. Each stroke
+    stays whole with the word it belongs to: the words' boxes reach the tips. (Cutting at one row
+    took the tips off both touching strokes; the nearest line core took the lone tip.)"""
+    page, truth = compose_page(demo_lines[:2], np.random.default_rng(1), angle=0.0, line_pitch=DEMO_PITCH, gaps=DEMO_GAPS)
+    upper = [word["box"] for word in truth if word["line"] == 0]
+    lower = [word["box"] for word in truth if word["line"] == 1]
+    pen = max(2, round(0.08 * np.median([box[3] for box in upper])))
+    pairs = [(a, b) for a in upper for b in lower
+             if min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]) > 12 * pen]  # words one above the other
+    (a, b), (c, d) = pairs[0], pairs[-1]
+    colour = (40, 30, 20)
+
+    def middle(box):
+        return box[1] + box[3] // 2
+
+    x = max(a[0], b[0]) + 4 * pen
+    top, bottom = middle(a), middle(b)
+    descender_tip, ascender_tip = top + 3 * (bottom - top) // 5, top + 2 * (bottom - top) // 5  # short of the cores
+    cv2.line(page, (x, top), (x, descender_tip), colour, pen)
+    cv2.line(page, (x + 4 * pen, bottom), (x + 4 * pen, ascender_tip), colour, pen)
+    cv2.line(page, (x, (top + bottom) // 2), (x + 4 * pen, (top + bottom) // 2), colour, pen)
+
+    x = max(c[0], d[0]) + 4 * pen
+    top, bottom = middle(c), middle(d)
+    piece_top, piece_bottom = top + 2 * (bottom - top) // 5, (top + bottom) // 2 - pen
+    cv2.line(page, (x, bottom), (x, piece_bottom + 2 * pen), colour, pen)
+    cv2.line(page, (x, piece_bottom), (x, piece_top), colour, pen)
+    _, components = cv2.connectedComponents(binarize(flatten(cv2.cvtColor(page, cv2.COLOR_BGR2GRAY))).astype(np.uint8))
+    assert components[piece_top + pen, x] != components[piece_bottom + 3 * pen, x], "the tip should be a piece of its own"
+
+    boxes = found_boxes(find_words(page))
+
+    def found(box):
+        return max(boxes, key=lambda other: box_iou(other, box))
+    assert found(a)[1] + found(a)[3] >= descender_tip - pen, "the descender lost its tip"
+    assert found(b)[1] <= ascender_tip + pen, "the ascender lost its tip"
+    assert found(d)[1] <= piece_top + pen, "the ascender's lone tip went to the line above"
+
+
+def test_a_word_keeps_the_ink_nobody_owns_but_not_other_words():
+    """make_word on a drawn page: the word's own strokes and a faint mark in its box that binarisation
+    gave to no word are kept; a stroke of another word reaching into its box is not."""
+    darkness = np.zeros((60, 100), np.float32)
+    darkness[20:40, 10:60] = 0.9  # the word's strokes: a block and a tall stroke at the right
+    darkness[5:50, 90:92] = 0.9
+    darkness[5:15, 70:72] = 0.8  # the next line's ascender, inside the word's box
+    darkness[44:47, 30:33] = 0.12  # too faint to be ink
+    owner = np.zeros(darkness.shape, np.float32)
+    owner[20:40, 10:60] = owner[5:50, 90:92] = 1
+    owner[5:15, 70:72] = 2
+    ys, xs = np.nonzero(owner == 1)
+    identity = np.array([[1, 0, 0], [0, 1, 0]], np.float64)
+    word = make_word((xs, ys, xs.astype(float), ys.astype(float)), 1, (25.0, 35.0), darkness, owner, identity, pen=2)
+    assert word.box == [10, 5, 82, 45]
+    ink = word.ink  # from column 10, row 5
+    assert ink[20 - 5:40 - 5, 10 - 10:60 - 10].min() == pytest.approx(0.9)
+    assert ink[44 - 5:47 - 5, 30 - 10:33 - 10].min() == pytest.approx(0.12)
+    assert ink[0:15 - 5, 70 - 10:72 - 10].max() == 0
 
 
 def test_words_are_read_in_the_pages_shades_of_grey(demo_lines):
