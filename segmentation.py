@@ -357,7 +357,9 @@ def make_word(pixels, number, line_quartiles, darkness, owner, rotation, pen):
     ink keeps the page's shades of grey (the flattened darkness, deskewed): on its own pixels and a
     pen width around them (the soft edges of the strokes, as in the scans the model learnt from:
     pure black and white read worse), and everywhere in its box that is not near another word's
-    ink (faint strokes and specks binarisation left out belong to whatever they are near)."""
+    ink (faint strokes and specks binarisation left out belong to whatever they are near). What is
+    barely darker than the paper is paper: white, like the margins reading_images adds (noisy paper
+    in the box beside pure white around it read worse)."""
     xs, ys, xr, yr = pixels
     columns, rows = np.round(xr).astype(int), np.round(yr).astype(int)
     own = np.zeros((rows.max() - rows.min() + 1, columns.max() - columns.min() + 1), np.uint8)
@@ -369,6 +371,7 @@ def make_word(pixels, number, line_quartiles, darkness, owner, rotation, pen):
     pen_square = np.ones((2 * max(1, round(pen)) + 1,) * 2, np.uint8)
     keep = (cv2.dilate(own, pen_square) > 0) | (cv2.dilate(others, pen_square) == 0)
     box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    keep &= shades >= MIN_INK_CONTRAST / 2  # the paper's noise white, as the paper around the box will be
     return Word(box, np.where(keep, shades, 0), tuple(float(q - rows.min()) for q in line_quartiles))
 
 
