@@ -354,7 +354,7 @@ def dataset_lines(dataset_dir, split=None):
             for _, lines in sorted(pages.items())]
 
 
-def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_quality=None):
+def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_quality=None, ruled=False):
     """A photographed-looking page made of word images, and the truth about it.
 
     lines: [[(BGR word image, text), ...], ...] in reading order. Sizes are in units of the tall words'
@@ -366,7 +366,9 @@ def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_
     ink row (in its x-height band) does, +-3% of a unit. Lines are line_pitch units apart
     (default 0.8-0.95: close enough that some ascenders and descenders touch). Then toned
     paper, one ink colour, light falling off away from a lamp, noise, a rotation by `angle` degrees
-    (default: uniform in +-2) and, with jpeg_quality, a JPEG round trip.
+    (default: uniform in +-2) and, with jpeg_quality, a JPEG round trip. ruled: on ruled paper, a
+    light blue rule under each line (through its x-height band's bottom, as a writer keeps to it)
+    and a red margin rule down the left, just before the lines' first words.
     Returns (BGR uint8 page, [{"box": [x, y, w, h], "text", "line"}, ...]): the true box of each
     word is the bounding box of its own ink on the final page."""
     one_band = len({image.shape[0] for line in lines for image, _ in line}) == 1
@@ -398,12 +400,22 @@ def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_
         region = ink[top:top + mask.shape[0], left:left + mask.shape[1]]
         np.maximum(region, mask, out=region)
 
+    rules = np.zeros((2, *ink.shape), np.float32)  # blue rules under the lines, the red margin rule
+    if ruled:
+        thickness = max(2, round(word_height / 50))
+        for number in range(len(masks)):
+            rows = np.concatenate([top + np.nonzero(mask)[0] for mask, _, top, _, line in placed if line == number])
+            baseline = int(round(np.percentile(rows, 75)))
+            cv2.line(rules[0], (0, baseline), (ink.shape[1] - 1, baseline), 1.0, thickness)
+        cv2.line(rules[1], (margin - margin // 8, 0), (margin - margin // 8, ink.shape[0] - 1), 1.0, thickness)
+
     height, width = ink.shape  # rotated about the centre, onto a canvas that keeps every corner
     rotation = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
     cos, sin = abs(rotation[0, 0]), abs(rotation[0, 1])
     out_w, out_h = int(np.ceil(width * cos + height * sin)), int(np.ceil(width * sin + height * cos))
     rotation[:, 2] += (out_w - width) / 2, (out_h - height) / 2
-    ink = cv2.warpAffine(cv2.GaussianBlur(ink, (0, 0), 0.7), rotation, (out_w, out_h), flags=cv2.INTER_LINEAR)
+    ink, blue, red = (cv2.warpAffine(cv2.GaussianBlur(layer, (0, 0), 0.7), rotation, (out_w, out_h), flags=cv2.INTER_LINEAR)
+                      for layer in (ink, *rules))
     truth = []
     for mask, left, top, text, number in placed:
         ys, xs = np.nonzero(mask)
@@ -418,6 +430,8 @@ def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_
     yy, xx = np.mgrid[0:out_h, 0:out_w].astype(np.float32)
     lamp_x, lamp_y = rng.uniform(0, out_w), rng.uniform(0, out_h)
     light = 1 - rng.uniform(0.2, 0.4) * np.hypot(xx - lamp_x, yy - lamp_y) / np.hypot(out_w, out_h)
+    for rule, colour in ((blue, (215, 170, 120)), (red, (120, 120, 215))):
+        paper = paper * (1 - rule[..., None]) + np.array(colour, np.float32) * rule[..., None]
     page = (paper * (1 - ink[..., None]) + ink_colour * ink[..., None]) * light[..., None]
     page = np.clip(np.round(page + rng.normal(0, rng.uniform(3, 8), page.shape)), 0, 255).astype(np.uint8)
     if jpeg_quality:
@@ -465,7 +479,7 @@ def bench_pages(args):
         start = int(rng.integers(0, max(1, len(source) - args.lines + 1)))
         lines = [[(read_image(path), text) for path, text in line] for line in source[start:start + args.lines]]
         jpeg_quality = int(rng.integers(60, 95)) if index % 2 else None
-        page, truth = compose_page(lines, rng, line_pitch=args.line_pitch, jpeg_quality=jpeg_quality)
+        page, truth = compose_page(lines, rng, line_pitch=args.line_pitch, jpeg_quality=jpeg_quality, ruled=args.ruled)
         began = time.perf_counter()
         result = model.read_page(page)
         seconds += time.perf_counter() - began
@@ -543,6 +557,7 @@ def main(argv=None):
     pages.add_argument("--seed", type=int, default=0, help="seed of the page composer (default %(default)s)")
     pages.add_argument("--line-pitch", type=float, metavar="UNITS",
                        help="lines this many word heights apart (default: 0.8-0.95, some lines touch; 1.3: none do)")
+    pages.add_argument("--ruled", action="store_true", help="on ruled paper: a rule under each line, a margin rule")
     pages.set_defaults(run=bench_pages)
     args = parser.parse_args(argv)
     if min(getattr(args, name, 1) for name in ("steps", "workers", "batches")) < 1 or getattr(args, "minutes", 1) <= 0:

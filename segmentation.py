@@ -14,7 +14,8 @@ image and on a 12-megapixel photo.
    paper into even white, so one threshold fits the whole page.
 2. Binarisation: Otsu's threshold on the flattened darkness, never below MIN_INK_CONTRAST, so
    that a page of bare paper and noise has no ink rather than ink made of noise. Specks smaller
-   than a dot of the pen are dropped.
+   than a dot of the pen are dropped. The rules of ruled paper and forms (straight strokes along
+   the lines, longer than any handwritten one) are taken out, but not the writing on them.
 3. Skew: the ink is rotated (its coordinates only) by small angles, +-MAX_SKEW degrees; the angle
    whose horizontal projection profile has the most variance (sharpest peaks at the lines, emptiest
    gaps between them) is the page's skew, found coarse-to-fine. Lines and words are found in the
@@ -50,6 +51,7 @@ import numpy as np
 MIN_INK_CONTRAST = 0.2  # ink is at least this much darker than the paper around it (fraction of its brightness)
 MAX_SKEW = 3.0  # degrees either way the page may be rotated
 WORD_GAP = 0.6  # a gap wider than this many x-heights separates two words
+RULE_LENGTH = 40  # a straight stroke at least this many pen widths long (and a third of the page) is a rule, not writing
 # In a gw_words image (a word cut to its line's band, 120 pixels high), a quarter of the line's ink lies
 # above 43% of the height and three quarters above 61% (medians over the validation lines).
 LINE_QUARTILES = (0.433, 0.608)
@@ -134,11 +136,57 @@ def find_lines(ink_rotated, letter_size):
     return lines.astype(np.int32), int(line_of_core.max())
 
 
+def rotation_onto_canvas(width, height, angle):
+    """The affine matrix that rotates an image by `angle` degrees about its centre onto a canvas
+    that keeps every corner, and that canvas's (width, height)."""
+    rotation = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
+    cos, sin = abs(rotation[0, 0]), abs(rotation[0, 1])
+    out_w, out_h = int(np.ceil(width * cos + height * sin)) + 2, int(np.ceil(width * sin + height * cos)) + 2
+    rotation[:, 2] += (out_w - width) / 2, (out_h - height) / 2
+    return rotation, (out_w, out_h)
+
+
+def remove_rules(ink, darkness):
+    """(ink, darkness) without the rules of ruled paper and the lines of forms: straight strokes
+    along the lines, longer than a third of the image and RULE_LENGTH pen widths (no handwritten
+    stroke is that long and straight), looked for down to half MIN_INK_CONTRAST, as printed rules
+    are often fainter than ink. On a rule fainter than the ink, what is ink is the writing's and
+    stays; on one as dark as the ink, the rule's pixels with a letter's ink just above and below
+    them stay (where the letter crosses it)."""
+    ys, xs = np.nonzero(ink)
+    if len(xs) == 0:
+        return ink, darkness
+    pen = stroke_width(ink)
+    height, width = ink.shape
+    angle = estimate_skew(xs.astype(np.float64), ys.astype(np.float64), max(1.0, pen / 2))  # rules lie along the lines
+    rotation, size = rotation_onto_canvas(width, height, angle)
+    marks = (cv2.medianBlur(darkness, 3) >= MIN_INK_CONTRAST / 2).astype(np.uint8)
+    level = cv2.warpAffine(marks, rotation, size, flags=cv2.INTER_NEAREST)
+    reach = max(2, round(pen))
+    level = cv2.morphologyEx(level, cv2.MORPH_CLOSE, np.ones((1, 2 * reach + 1), np.uint8))  # gaps of noise in a faint rule
+    runs = cv2.morphologyEx(level, cv2.MORPH_OPEN, np.ones((1, int(max(width / 3, RULE_LENGTH * pen))), np.uint8),
+                            borderType=cv2.BORDER_CONSTANT, borderValue=0)  # beyond the image's edge is no rule
+    core = cv2.warpAffine(runs, cv2.invertAffineTransform(rotation), (width, height), flags=cv2.INTER_NEAREST) > 0
+    if not core.any():
+        return ink, darkness
+    rule = cv2.dilate(core.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0  # with its soft edges
+    if (core & ink).sum() < core.sum() / 2:  # fainter than the ink
+        erase = rule & ~ink
+    else:
+        rest = cv2.dilate((ink & ~rule).astype(np.uint8), np.ones((1, 2 * reach + 1), np.uint8)) > 0  # a slanted stroke too
+        above, below = np.zeros_like(rest), np.zeros_like(rest)  # a letter's ink within reach above, below
+        for step in range(1, reach + 1):
+            above[step:] |= rest[:-step]
+            below[:-step] |= rest[step:]
+        erase = rule & ~(above | below)
+    return ink & ~erase, np.where(erase, 0, darkness)
+
+
 def find_words(image):
     """BGR or grey uint8 image -> lines (top to bottom) of Words (left to right)."""
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     darkness = flatten(gray)
-    ink = binarize(darkness)
+    ink, darkness = remove_rules(binarize(darkness), darkness)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
     if count <= 1:
         return []
@@ -152,11 +200,7 @@ def find_words(image):
     letter_size = float(np.median(stats[keep, cv2.CC_STAT_HEIGHT]))
 
     angle = estimate_skew(xs.astype(np.float64), ys.astype(np.float64), max(1.0, pen / 2))
-    height, width = gray.shape
-    rotation = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
-    cos, sin = abs(rotation[0, 0]), abs(rotation[0, 1])
-    out_w, out_h = int(np.ceil(width * cos + height * sin)) + 2, int(np.ceil(width * sin + height * cos)) + 2
-    rotation[:, 2] += (out_w - width) / 2, (out_h - height) / 2
+    rotation, (out_w, out_h) = rotation_onto_canvas(gray.shape[1], gray.shape[0], angle)
     xr = rotation[0, 0] * xs + rotation[0, 1] * ys + rotation[0, 2]
     yr = rotation[1, 0] * xs + rotation[1, 1] * ys + rotation[1, 2]
     col, row = np.clip(np.round(xr).astype(int), 0, out_w - 1), np.clip(np.round(yr).astype(int), 0, out_h - 1)

@@ -137,6 +137,34 @@ def test_a_word_keeps_the_ink_nobody_owns_but_not_other_words():
     assert ink[0:15 - 5, 70 - 10:72 - 10].max() == 0
 
 
+def rule_lines(page, truth, darkening):
+    """The page with a straight rule under each line's letters (through the bottom of its x-height band,
+    as writers keep to ruled paper or a form's lines), 3 pixels thick, darkening the page under it by
+    `darkening` (per B, G, R channel), so the rule is as faint or as dark on a shaded page as on a lit one."""
+    rules = np.zeros(page.shape[:2], np.float32)
+    for number in sorted({word["line"] for word in truth}):
+        y = int(np.median([word["box"][1] + 0.75 * word["box"][3] for word in truth if word["line"] == number]))
+        cv2.line(rules, (0, y), (page.shape[1] - 1, y), 1.0, 3)
+    return np.round(page * (1 - rules[..., None] * np.array(darkening))).astype(np.uint8)
+
+
+@pytest.mark.parametrize("darkening", [(0.05, 0.25, 0.45), (0.85, 0.85, 0.85)], ids=["notebook", "form"])
+def test_ruled_paper(demo_lines, darkening):
+    """Words written on rules (a notebook's light blue ones, a form's black ones) are found as on bare
+    paper; a faint rule is gone from the words' images (a dark one stays where letters touch it)."""
+    page, truth = compose_page(demo_lines, np.random.default_rng(3), angle=0.0, line_pitch=DEMO_PITCH, gaps=DEMO_GAPS)
+    ruled = find_words(rule_lines(page, truth, darkening))
+    assert_read_like_truth(ruled, truth, 3)
+    if darkening[0] > 0.5:
+        return
+    differences = []  # how far each word's image is from the same word's on bare paper
+    for word in (word for line in find_words(page) for word in line):
+        same = max((other for line in ruled for other in line), key=lambda other: box_iou(other.box, word.box))
+        if same.ink.shape == word.ink.shape:
+            differences.append(np.abs(same.ink - word.ink).sum() / word.ink.sum())
+    assert len(differences) >= 8 and np.mean(differences) < 0.07  # with the rules left in: 0.11
+
+
 def test_words_are_read_in_the_pages_shades_of_grey(demo_lines):
     """reading_images shows each word as the page has it, soft stroke edges and all, on white paper:
     not thresholded to black and white, which reads worse."""
