@@ -414,8 +414,8 @@ def make_word(pixels, number, line_quartiles, darkness, owner, rotation, pen):
     others = ((words_here > 0) & (words_here != number)).astype(np.uint8)
     pen_square = np.ones((2 * max(1, round(pen)) + 1,) * 2, np.uint8)
     keep = (cv2.dilate(own, pen_square) > 0) | (cv2.dilate(others, pen_square) == 0)
-    box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
     keep &= shades >= MIN_INK_CONTRAST / 2  # the paper's noise white, as the paper around the box will be
+    box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
     return Word(box, np.where(keep, shades, 0), tuple(float(q - rows.min()) for q in line_quartiles))
 
 
