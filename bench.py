@@ -403,7 +403,7 @@ def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_
     rules = np.zeros((2, *ink.shape), np.float32)  # blue rules under the lines, the red margin rule
     if ruled:
         thickness = max(2, round(word_height / 50))
-        for number in range(len(masks)):
+        for number in {line for _, _, _, _, line in placed}:
             rows = np.concatenate([top + np.nonzero(mask)[0] for mask, _, top, _, line in placed if line == number])
             baseline = int(round(np.percentile(rows, 75)))
             cv2.line(rules[0], (0, baseline), (ink.shape[1] - 1, baseline), 1.0, thickness)
