@@ -9,7 +9,7 @@ from mltu.annotations.images import Image
 from mltu.augmentors import Augmentor, randomness_decorator
 from mltu.transformers import Transformer
 
-from segmentation import LINE_QUARTILES
+from segmentation import writing_band
 
 
 class RandomShear(Augmentor):
@@ -115,7 +115,7 @@ def crop_to_ink(image, band=False):
 
     band=True (train.py --crop band, for photos) also cuts the paper above and below that lies
     beyond the word's writing band, ascender line to descender line, placed from the rows that hold
-    the middle half of its ink as segmentation.py places a line's band (LINE_QUARTILES): a loosely
+    the middle half of its ink as segmentation.py places a line's band (writing_band): a loosely
     cropped photo gets a scan's proportions, while a scan, already cut to its band, keeps nearly all
     its height, and no ink is ever cut.
 
@@ -137,10 +137,9 @@ def crop_to_ink(image, band=False):
     top, bottom = 0, height
     if band:
         rows = np.nonzero(mask)[0]
-        first, third = np.percentile(rows, [25, 75])
-        band_height = max(third - first, 1) / (LINE_QUARTILES[1] - LINE_QUARTILES[0])
-        top = int(max(0, min(first - LINE_QUARTILES[0] * band_height, rows.min() - margin)))
-        bottom = int(min(height, max(first + (1 - LINE_QUARTILES[0]) * band_height, rows.max() + margin + 1)))
+        band_top, band_bottom = writing_band(*np.percentile(rows, [25, 75]))
+        top = int(max(0, min(band_top, rows.min() - margin)))
+        bottom = int(min(height, max(band_bottom, rows.max() + margin + 1)))
     return image[top:bottom, max(columns[0] - margin, 0):min(columns[-1] + margin + 1, width)]
 
 

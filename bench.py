@@ -400,8 +400,9 @@ def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_
         region = ink[top:top + mask.shape[0], left:left + mask.shape[1]]
         np.maximum(region, mask, out=region)
 
-    rules = np.zeros((2, *ink.shape), np.float32)  # blue rules under the lines, the red margin rule
+    rules = []  # the blue rules under the lines, the red margin rule
     if ruled:
+        rules = np.zeros((2, *ink.shape), np.float32)
         thickness = max(2, round(word_height / 50))
         for number in {line for _, _, _, _, line in placed}:
             rows = np.concatenate([top + np.nonzero(mask)[0] for mask, _, top, _, line in placed if line == number])
@@ -414,8 +415,8 @@ def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_
     cos, sin = abs(rotation[0, 0]), abs(rotation[0, 1])
     out_w, out_h = int(np.ceil(width * cos + height * sin)), int(np.ceil(width * sin + height * cos))
     rotation[:, 2] += (out_w - width) / 2, (out_h - height) / 2
-    ink, blue, red = (cv2.warpAffine(cv2.GaussianBlur(layer, (0, 0), 0.7), rotation, (out_w, out_h), flags=cv2.INTER_LINEAR)
-                      for layer in (ink, *rules))
+    ink, *rules = (cv2.warpAffine(cv2.GaussianBlur(layer, (0, 0), 0.7), rotation, (out_w, out_h), flags=cv2.INTER_LINEAR)
+                   for layer in (ink, *rules))
     truth = []
     for mask, left, top, text, number in placed:
         ys, xs = np.nonzero(mask)
@@ -430,7 +431,7 @@ def compose_page(lines, rng, angle=None, line_pitch=None, gaps=(0.3, 0.6), jpeg_
     yy, xx = np.mgrid[0:out_h, 0:out_w].astype(np.float32)
     lamp_x, lamp_y = rng.uniform(0, out_w), rng.uniform(0, out_h)
     light = 1 - rng.uniform(0.2, 0.4) * np.hypot(xx - lamp_x, yy - lamp_y) / np.hypot(out_w, out_h)
-    for rule, colour in ((blue, (215, 170, 120)), (red, (120, 120, 215))):
+    for rule, colour in zip(rules, ((215, 170, 120), (120, 120, 215))):
         paper = paper * (1 - rule[..., None]) + np.array(colour, np.float32) * rule[..., None]
     page = (paper * (1 - ink[..., None]) + ink_colour * ink[..., None]) * light[..., None]
     page = np.clip(np.round(page + rng.normal(0, rng.uniform(3, 8), page.shape)), 0, 255).astype(np.uint8)

@@ -419,6 +419,13 @@ def make_word(pixels, number, line_quartiles, darkness, owner, rotation, pen):
     return Word(box, np.where(keep, shades, 0), tuple(float(q - rows.min()) for q in line_quartiles))
 
 
+def writing_band(first, third):
+    """The rows of a line's writing band, ascender line to descender line, from the rows above which a
+    quarter and three quarters of its ink lie, placed as gw_words places them (LINE_QUARTILES)."""
+    height = max(third - first, 1) / (LINE_QUARTILES[1] - LINE_QUARTILES[0])
+    return first - LINE_QUARTILES[0] * height, first + (1 - LINE_QUARTILES[0]) * height
+
+
 def reading_images(word):
     """The two ways a word is shown to the recognizer, without other words' ink, dark on white:
     cut tight around the ink with a margin of 3% (as IAM and the demo set cut words), and cut to its
@@ -428,10 +435,8 @@ def reading_images(word):
     ink = np.round(255 * (1 - word.ink)).astype(np.uint8)
     margin = max(1, round(0.03 * ink.shape[0]))
     tight = np.pad(ink, margin, constant_values=255)
-    first, third = word.line_quartiles
-    height = max(third - first, 1) / (LINE_QUARTILES[1] - LINE_QUARTILES[0])
-    top = int(np.floor(min(first - LINE_QUARTILES[0] * height, 0)))
-    bottom = int(np.ceil(max(first + (1 - LINE_QUARTILES[0]) * height, ink.shape[0])))
+    band_top, band_bottom = writing_band(*word.line_quartiles)
+    top, bottom = int(np.floor(min(band_top, 0))), int(np.ceil(max(band_bottom, ink.shape[0])))
     margin = max(1, round(0.02 * (bottom - top)))
     band = np.full((bottom - top, ink.shape[1] + 2 * margin), 255, np.uint8)
     band[-top:-top + ink.shape[0], margin:margin + ink.shape[1]] = ink
