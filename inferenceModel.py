@@ -29,9 +29,9 @@ from mltu.transformers import ImageResizer
 from mltu.utils.text_utils import edit_distance
 from tqdm import tqdm
 
-from augmentors import crop_to_ink
-from ctc_decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
-from segmentation import Word, find_words, reading_images
+from htr.data.augment import crop_to_ink
+from htr.decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
+from htr.pages.segmentation import Word, find_words, reading_images
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 IMAGE_SIGNATURES = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"BM": "BMP"}
@@ -570,7 +570,7 @@ def main(argv=None):
             write_predictions(rows, predictions, prediction_confidences, per_word_cer, args.output)
         if args.preview:
             target = args.preview
-            from preview import write_preview  # preview.py also holds a Keras callback: load Keras only when asked
+            from htr.preview import write_preview  # preview.py also holds a Keras callback: load Keras only when asked
             shown = [(path, label, text) for (path, label), text in zip(rows, predictions) if text is not None]
             shown = shown[:PREVIEW_IMAGES]
             write_preview(args.preview, [read_image(path) for path, _, _ in shown], [label for _, label, _ in shown],

@@ -43,22 +43,22 @@ from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomGaussianB
 from mltu.tensorflow.callbacks import TrainLogger
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
-from augmentors import CropToInk, RandomNoise, RandomPhoto, RandomShear
-from callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, RunTimeEstimate,
+from htr.data.augment import CropToInk, RandomNoise, RandomPhoto, RandomShear
+from htr.training.callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, RunTimeEstimate,
                        StopOnSignalOrNaN, TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule,
                        write_json_atomically)
 from configs import PRESETS, ModelConfigs
-from data_pipeline import ImageCache, SeededDataProvider, default_workers
-from ctc import CTCLoss, CWERMetric
-from demo_words import generate_demo_words
-from distribute import (DeviceSetupError, PaddedLastBatch, PeerWatchdog, WholeGlobalBatches, make_strategy,
+from htr.data.pipeline import ImageCache, SeededDataProvider, default_workers
+from htr.training.ctc import CTCLoss, CWERMetric
+from htr.data.demo import generate_demo_words
+from htr.training.distribute import (DeviceSetupError, PaddedLastBatch, PeerWatchdog, WholeGlobalBatches, make_strategy,
                         set_mixed_precision, share_batch_norm_statistics, stop_worker, writes_files)
-from finetune import FrozenCNN, StartingModelError, finetune_configs, load_starting_weights
-from iam_words import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
-from labels_csv import split_labels_csv
+from htr.training.finetune import FrozenCNN, StartingModelError, finetune_configs, load_starting_weights
+from htr.data.iam import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
+from htr.data.labels_csv import split_labels_csv
 from model import build_model, reader_of
-from onnx_export import OnnxExportError, export_onnx, onnx_keras_max_difference
-from preview import ValidationPreview
+from htr.export import OnnxExportError, export_onnx, onnx_keras_max_difference
+from htr.preview import ValidationPreview
 
 # mltu's TrainLogger sets the root logger to INFO, which would let tf.distribute log every all-reduce.
 tf.get_logger().setLevel("WARNING")

@@ -10,16 +10,18 @@ sys.path.insert(0, REPO)
 
 
 def run_script(script, *args, cwd=None, timeout=600):
-    """Runs one of the project's scripts as a user would, returning the CompletedProcess."""
+    """Runs one of the project's scripts (train.py) or modules (benchmarks.speed) as a user would,
+    returning the CompletedProcess."""
     env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, os.path.join(REPO, script), *map(str, args)], cwd=cwd or REPO,
+    command = [os.path.join(REPO, script)] if script.endswith(".py") else ["-m", script]
+    return subprocess.run([sys.executable, *command, *map(str, args)], cwd=cwd or REPO,
                           env=env, capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory):
     """A small demo dataset in the IAM words layout, made by the project's own generator."""
-    from demo_words import generate_demo_words
+    from htr.data.demo import generate_demo_words
     return generate_demo_words(str(tmp_path_factory.mktemp("demo") / "Demo_Words"), num_words=96, seed=7)
 
 

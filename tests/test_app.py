@@ -264,7 +264,7 @@ def shown_words(browser):
 
 def word_strokes(word, pad_width=800, pad_height=240):
     """The demo set's pen strokes for `word` (demo_words.py), as pad pixel polylines, centred."""
-    from demo_words import chaikin, pen_strokes
+    from htr.data.demo import chaikin, pen_strokes
     style = {"width": 1.0, "spacing": 1.0, "jitter": 0.1, "cursive": True}
     strokes = [chaikin(stroke, 2) * [1, -1] for stroke in pen_strokes(word, style, np.random.default_rng(0))]
     points = np.vstack(strokes)

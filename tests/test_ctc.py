@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from callbacks import Float32Validation
-from ctc import CTCLoss, CWERMetric
+from htr.training.callbacks import Float32Validation
+from htr.training.ctc import CTCLoss, CWERMetric
 from inferenceModel import score
 from mltu.tensorflow.metrics import CWERMetric as MltuCWERMetric
 from mltu.utils.text_utils import ctc_decoder

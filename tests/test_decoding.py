@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ctc_decoding import beam_search, confidences, ctc_log_likelihoods, greedy_decode, lexicon_decode, read_lexicon
+from htr.decoding import beam_search, confidences, ctc_log_likelihoods, greedy_decode, lexicon_decode, read_lexicon
 
 
 def write_lexicon(folder, words):

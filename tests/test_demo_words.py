@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import demo_words  # noqa: E402
+import htr.data.demo as demo_words
+from conftest import REPO
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
@@ -128,11 +128,10 @@ def test_handwriting_fonts_are_found_and_drawn(tmp_path):
 
 
 def test_command_line(tmp_path):
-    script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "demo_words.py")
-    command = [sys.executable, script, "--dataset-dir", str(tmp_path / "demo"), "--num-words", "5", "--seed", "2"]
-    first = subprocess.run(command, capture_output=True, text=True, check=True)
+    command = [sys.executable, "-m", "htr.data.demo", "--dataset-dir", str(tmp_path / "demo"), "--num-words", "5", "--seed", "2"]
+    first = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
     assert "Wrote 5 words" in first.stdout
-    second = subprocess.run(command, capture_output=True, text=True, check=True)
+    second = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)
     assert "Reusing" in second.stdout
-    bad = subprocess.run(command[:-4] + ["--num-words", "0"], capture_output=True, text=True)
+    bad = subprocess.run(command[:-4] + ["--num-words", "0"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0 and "num_words must be at least 1" in bad.stderr

@@ -18,7 +18,7 @@ from conftest import GW_WORDS, REPO, run_script
 def uneven_demo_dir(tmp_path_factory):
     """81 training words (9 validation): at 2 replicas x 4 the last global batch holds 1 word, which
     gave the second replica an empty share and aborted the run (distribute.py)."""
-    from demo_words import generate_demo_words
+    from htr.data.demo import generate_demo_words
     return generate_demo_words(str(tmp_path_factory.mktemp("uneven") / "Demo_Words"), num_words=90, seed=7)
 
 
@@ -146,7 +146,7 @@ VALIDATION_SCRIPT = """
 import json, sys
 import keras, numpy as np, tensorflow as tf
 from configs import ModelConfigs
-from distribute import PaddedLastBatch, share_batch_norm_statistics
+from htr.training.distribute import PaddedLastBatch, share_batch_norm_statistics
 from train import compile_model
 
 class RandomWords(keras.utils.PyDataset):

@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iam_words import DatasetError, parse_words_txt
+from htr.data.iam import DatasetError, parse_words_txt
 from inferenceModel import UnreadableImage, decode_image, read_image
 
 WORD_ID = re.compile(r"[a-z]\d{2}-\d{3}[a-z]?-\d{2}-\d{2}", re.ASCII)

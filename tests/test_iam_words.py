@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-import iam_words
-from iam_words import DatasetError, download_iam_words, parse_words_txt, split_words
+import htr.data.iam as iam_words
+from htr.data.iam import DatasetError, download_iam_words, parse_words_txt, split_words
 
 GW_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gw_words")
 
@@ -438,7 +438,7 @@ def test_george_washington_words(capsys):
 def aachen_archive(tmp_path):
     """An IAM_Words.zip like the real one whose 60 words (the demo generator's images) sit on forms
     of the Aachen lists: 40 on training forms, 10 on validation forms, 10 on test forms."""
-    from demo_words import generate_demo_words
+    from htr.data.demo import generate_demo_words
     demo_dir = generate_demo_words(str(tmp_path / "demo"), num_words=60, seed=3)
     demo_words = parse_words_txt(demo_dir)
     forms = {name: iam_words._read_ids(os.path.join(iam_words.AACHEN_SPLITS_DIR, f"{name}.txt"))
@@ -490,7 +490,7 @@ def test_iam_trains_on_the_aachen_split_and_scores_the_test_set(tmp_path, serve)
 
 
 def test_run_time_estimate_points_a_cpu_at_minutes():
-    from callbacks import run_time_estimate
+    from htr.training.callbacks import run_time_estimate
     assert run_time_estimate(1800, 20) == ("The first epoch took 30 minutes: the whole run, 20 epochs, takes about "
                                            "10.0 hours on this CPU. To train for a set time with the whole "
                                            "learning-rate schedule, give --minutes (e.g. --minutes 120), or train "

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 
 from conftest import run_script
 from inferenceModel import ImageToWordModel, decode_image, predict_files, quantize_model, read_image
-from preview import CELL, COLUMNS, write_preview
+from htr.preview import CELL, COLUMNS, write_preview
 
 
 @pytest.fixture
@@ -29,7 +29,7 @@ def random_model_dir(demo_dir, tmp_path_factory):
     import keras
 
     from model import tutorial_model
-    from onnx_export import export_onnx
+    from htr.export import export_onnx
 
     keras.utils.set_random_seed(0)
     vocab = "abcdefghij"
@@ -187,7 +187,7 @@ def test_validation_preview_logs_images_and_text_to_tensorboard(tmp_path):
     import keras
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from preview import ValidationPreview
+    from htr.preview import ValidationPreview
 
     inputs = keras.Input((32, 128, 3))
     columns = keras.layers.Reshape((16, -1))(keras.layers.AveragePooling2D((32, 8))(inputs))

@@ -14,7 +14,7 @@ from conftest import run_script
 
 
 def demo_rows(dataset_dir):
-    from iam_words import parse_words_txt
+    from htr.data.iam import parse_words_txt
     return [(path, label) for _, path, label in parse_words_txt(dataset_dir)]
 
 
@@ -76,7 +76,7 @@ def test_images_are_read_once_into_memory(demo_dir, tmp_path):
 
 
 def test_an_unreadable_image_is_one_clear_line(demo_dir, tmp_path):
-    from iam_words import DatasetError
+    from htr.data.iam import DatasetError
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png")
     with pytest.raises(DatasetError, match=re.escape(str(bad))):
@@ -84,7 +84,7 @@ def test_an_unreadable_image_is_one_clear_line(demo_dir, tmp_path):
 
 
 def test_demo_set_is_the_same_with_any_number_of_processes(tmp_path):
-    from demo_words import write_demo_set
+    from htr.data.demo import write_demo_set
 
     def contents(folder):
         files = sorted(glob.glob(os.path.join(folder, "**", "*"), recursive=True))

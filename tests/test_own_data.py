@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from conftest import REPO, run_script
-from iam_words import DatasetError, parse_words_txt
-from labels_csv import MIN_ROWS, parse_labels_csv, split_labels_csv
+from htr.data.iam import DatasetError, parse_words_txt
+from htr.data.labels_csv import MIN_ROWS, parse_labels_csv, split_labels_csv
 
 NAMES = os.path.join(REPO, "..", "shared", "data", "names_finetune")
 
@@ -166,8 +166,8 @@ def test_the_grown_model_reads_old_characters_as_the_starting_model(trained_mode
     the CTC shortcut, and no new character wins a time step."""
     import keras
 
-    from ctc_decoding import greedy_decode
-    from finetune import finetune_configs, load_starting_weights, starting_configs
+    from htr.decoding import greedy_decode
+    from htr.training.finetune import finetune_configs, load_starting_weights, starting_configs
     from model import build_model
 
     old_configs = starting_configs(trained_model_dir)
@@ -194,7 +194,7 @@ def test_the_grown_model_reads_old_characters_as_the_starting_model(trained_mode
 
 
 def test_init_from_what_is_not_a_model_folder_is_one_line(tmp_path, demo_dir):
-    from finetune import StartingModelError, starting_configs
+    from htr.training.finetune import StartingModelError, starting_configs
 
     (tmp_path / "a file").write_text("hello")
     (tmp_path / "configs only").mkdir()
@@ -229,8 +229,8 @@ def test_the_cnn_stays_frozen_for_its_share_of_training(trained_model_dir):
     statistics included) as it was, and the BiLSTM learns; the second half trains the CNN too."""
     import keras
 
-    from callbacks import WarmupCosineSchedule
-    from finetune import FrozenCNN, finetune_configs
+    from htr.training.callbacks import WarmupCosineSchedule
+    from htr.training.finetune import FrozenCNN, finetune_configs
     from train import compile_model
 
     configs = finetune_configs(trained_model_dir)

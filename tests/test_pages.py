@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from bench import box_iou, compose_page, dataset_lines, matched_boxes
+from benchmarks.bench import box_iou, compose_page, dataset_lines, matched_boxes
 from conftest import GW_WORDS, run_script
 from inferenceModel import ImageToWordModel, UnreadableImage, read_image
-from segmentation import binarize, find_words, flatten, make_word, reading_images
+from htr.pages.segmentation import binarize, find_words, flatten, make_word, reading_images
 
 # The demo script's x-height is about half its words' ink height (gw_words': a third), so its natural
 # word gaps (1-2 x-heights) and line pitch (3 x-heights) are larger in compose_page's units.

@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 import yaml
 
-from augmentors import RandomPhoto, crop_to_ink, photo_like
+from htr.data.augment import RandomPhoto, crop_to_ink, photo_like
 from conftest import run_script
 from inferenceModel import ImageToWordModel, read_image
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import GW_WORDS, run_script
-from distribute import has_native_bfloat16
+from htr.training.distribute import has_native_bfloat16
 
 
 def read_rows(path):
@@ -126,7 +126,7 @@ def test_a_failed_onnx_export_fails_the_run(demo_dir, tmp_path):
 def test_export_raises_on_a_graph_onnx_cannot_express(tmp_path):
     import keras
     import tensorflow as tf
-    from onnx_export import OnnxExportError, export_onnx
+    from htr.export import OnnxExportError, export_onnx
 
     inputs = keras.Input((4,))
     outputs = keras.layers.Lambda(lambda x: tf.py_function(lambda y: y * 2, [x], tf.float32), output_shape=(4,))(inputs)

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from mltu.annotations.images import CVImage
 
-from augmentors import RandomShear
-from callbacks import TrainingTimeLimit, WarmupCosineSchedule
+from htr.data.augment import RandomShear
+from htr.training.callbacks import TrainingTimeLimit, WarmupCosineSchedule
 from conftest import REPO, run_script
 
 

@@ -35,9 +35,11 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 from tqdm import tqdm
 
+from htr import ASSETS_DIR
+
 IAM_WORDS_URL = "https://git.io/J0fjL"  # the seed tutorial's IAM_Words.zip (holds words.txt and words.tgz)
 IAM_DIR = os.path.join("Datasets", "IAM_Words")
-AACHEN_SPLITS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "iam_aachen_splits")
+AACHEN_SPLITS_DIR = os.path.join(ASSETS_DIR, "iam_aachen_splits")
 MARKER = ".extracted"  # written last, so a folder without it is an interrupted extraction
 
 TIMEOUT_S = 10  # per socket operation; with CONNECT_TRIES an offline machine gives up well within a minute

@@ -28,8 +28,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from htr import ASSETS_DIR
+
 DEMO_DIR = os.path.join("Datasets", "Demo_Words")
-VOCABULARY_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets", "demo_vocabulary.txt")
+VOCABULARY_PATH = os.path.join(ASSETS_DIR, "demo_vocabulary.txt")
 MARKER_NAME = ".complete"  # written last: a folder without it was never finished
 HEADER = [
     "# Demo_Words: synthetic handwriting-like words made by demo_words.py (offline demo, not real handwriting).",

@@ -60,7 +60,7 @@ import numpy as np
 import onnxruntime as ort
 from mltu.utils.text_utils import ctc_decoder, edit_distance
 
-from augmentors import photo_like
+from htr.data.augment import photo_like
 from inferenceModel import (CORES, ImageToWordModel, ModelFileError, UnreadableImage, confidence_auroc, predict_files,
                             quantize_model, read_image, read_labelled_csv, score)
 
@@ -190,9 +190,9 @@ def bench_train(args):
     import keras
 
     from configs import ModelConfigs
-    from demo_words import generate_demo_words
-    from distribute import set_mixed_precision
-    from iam_words import DatasetError, parse_words_txt
+    from htr.data.demo import generate_demo_words
+    from htr.training.distribute import set_mixed_precision
+    from htr.data.iam import DatasetError, parse_words_txt
 
     try:
         words = parse_words_txt(args.data_dir or generate_demo_words())
@@ -253,9 +253,9 @@ def bench_pipeline(args):
     import keras
 
     from configs import ModelConfigs
-    from data_pipeline import usable_cores
-    from distribute import set_mixed_precision
-    from iam_words import DatasetError, parse_words_txt
+    from htr.data.pipeline import usable_cores
+    from htr.training.distribute import set_mixed_precision
+    from htr.data.iam import DatasetError, parse_words_txt
 
     try:
         words = parse_words_txt(args.data_dir)

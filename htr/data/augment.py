@@ -9,7 +9,7 @@ from mltu.annotations.images import Image
 from mltu.augmentors import Augmentor, randomness_decorator
 from mltu.transformers import Transformer
 
-from segmentation import writing_band
+from htr.pages.segmentation import writing_band
 
 
 class RandomShear(Augmentor):

@@ -27,7 +27,7 @@ import numpy as np
 from mltu.annotations.images import CVImage
 from mltu.tensorflow.dataProvider import DataProvider  # a keras.utils.PyDataset
 
-from iam_words import DatasetError
+from htr.data.iam import DatasetError
 
 CHUNK = 1024  # images per cache array: few arrays (forked workers touch only their headers), little extra memory while building
 

@@ -1,6 +1,6 @@
 """Find the lines and words on a page of handwriting, with OpenCV and NumPy alone (no trained detector).
 
-    from segmentation import find_words, reading_images
+    from htr.pages.segmentation import find_words, reading_images
     lines = find_words(bgr_image)   # [[Word(box=[x, y, w, h], ink, line_quartiles), ...], ...] in reading order
     tight, band = reading_images(lines[0][0])   # the first word, cut two ways for the recognizer
 

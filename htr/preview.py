@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ctc_decoding import greedy_decode
+from htr.decoding import greedy_decode
 
 COLUMNS = 4
 IMAGE_BOX = (256, 64)  # width, height each word image is scaled to fit into

@@ -16,18 +16,18 @@ import os
 import unicodedata
 from collections import defaultdict
 
-from iam_words import DatasetError, drop_unreadable, split_words
+from htr.data.iam import DatasetError, drop_unreadable, split_words
 
 COLUMNS = ("image_path", "label")
 MIN_ROWS = 10  # fewer usable rows to train on are a mistake in the file, not a dataset
 SHOWN = 10  # rows or images listed per reason in the summary
 
 
-def parse_labels_csv(csv_path: str, min_rows: int = MIN_ROWS) -> list[tuple[str, str, str]]:
-    """Reads csv_path and returns [(image_path as written, image path to open, label), ...]; prints a summary.
-
-    Labels are NFC-normalised (an "é" typed as e + accent and one typed as é are one character
-    for the model) and stripped of spaces at either end, which no image shows."""
+def csv_rows(csv_path: str):
+    """The one reader of image_path,label files (yours, and the splits train.py writes): yields
+    (line number, image_path as written, label as written, problem or None) for each row that is
+    not blank. A problem is why the row cannot be used, in words. DatasetError for a file that
+    cannot be read or has no such header."""
     try:
         with open(csv_path, "rb") as f:
             data = f.read()
@@ -44,36 +44,46 @@ def parse_labels_csv(csv_path: str, min_rows: int = MIN_ROWS) -> list[tuple[str,
         raise DatasetError(f"{csv_path} needs a first line naming the columns image_path,label (it has "
                            f"{','.join(header) or 'nothing'!r}): write one row per image below it.")
     path_column, label_column = header.index("image_path"), header.index("label")
-
-    folder = os.path.dirname(csv_path)
-    rows, bad_rows, n_rows = [], defaultdict(list), 0
     while True:
         line_no = reader.line_num + 1  # where this row starts (a quoted label may span lines)
         try:
             fields = next(reader)
         except StopIteration:
-            break
+            return
         except csv.Error as e:
-            bad_rows[f"not a CSV row ({e})"].append(f"line {line_no}")
+            yield line_no, "", "", f"not a CSV row ({e})"
             continue
         if not any(field.strip() for field in fields):
             continue
-        n_rows += 1
         image_path = fields[path_column].strip() if path_column < len(fields) else ""
         label = fields[label_column] if label_column < len(fields) else ""
-        label = unicodedata.normalize("NFC", label.strip())
         if any("\udc80" <= c <= "\udcff" for field in fields for c in field):
             problem = "not valid UTF-8 (save the file as UTF-8)"
         elif not image_path:
             problem = "without an image_path"
-        elif not label:
+        else:
+            problem = None
+        yield line_no, image_path, label, problem
+
+
+def parse_labels_csv(csv_path: str, min_rows: int = MIN_ROWS) -> list[tuple[str, str, str]]:
+    """Reads csv_path and returns [(image_path as written, image path to open, label), ...]; prints a summary.
+
+    Labels are NFC-normalised (an "é" typed as e + accent and one typed as é are one character
+    for the model) and stripped of spaces at either end, which no image shows."""
+    folder = os.path.dirname(csv_path)
+    rows, bad_rows, n_rows = [], defaultdict(list), 0
+    for line_no, image_path, label, problem in csv_rows(csv_path):
+        n_rows += not problem or not problem.startswith("not a CSV row")
+        label = unicodedata.normalize("NFC", label.strip())
+        if problem is None and not label:
             problem = "without a label"
-        elif any(unicodedata.category(c) == "Cc" for c in label):
+        elif problem is None and any(unicodedata.category(c) == "Cc" for c in label):
             problem = "label holds a tab or line break"
+        if problem:
+            bad_rows[problem].append(f"line {line_no}")
         else:
             rows.append((image_path, os.path.join(folder, image_path), label))
-            continue
-        bad_rows[problem].append(f"line {line_no}")
 
     rows, bad_images = drop_unreadable(rows)
 
@@ -84,6 +94,19 @@ def parse_labels_csv(csv_path: str, min_rows: int = MIN_ROWS) -> list[tuple[str,
     if len(rows) < min_rows:
         raise DatasetError(f"{csv_path}: {len(rows)} usable rows (see the summary above); "
                            f"at least {min_rows} are needed.")
+    return rows
+
+
+def read_labelled_csv(csv_path: str) -> list[tuple[str, str]]:
+    """[(image path, label), ...] of a CSV to score a model on or to resume training from, every
+    row as written: an image that cannot be read is reported when it is read. A relative path
+    resolves against the CSV's folder, else the working directory (where train.py wrote it)."""
+    rows = []
+    for line_no, image_path, label, problem in csv_rows(csv_path):
+        if problem:
+            raise DatasetError(f"{csv_path}, line {line_no}: a row {problem}; fix or delete it")
+        beside_csv = os.path.join(os.path.dirname(csv_path), image_path)
+        rows.append((beside_csv if os.path.exists(beside_csv) else image_path, label))
     return rows
 
 
