@@ -25,8 +25,9 @@ from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
 
-from inferenceModel import (CORES, MAX_PAGE_PIXELS, ImageToWordModel, ModelFileError, UnreadableImage, decode_image,
-                            newest_model_dir)
+from htr.images import UnreadableImage, decode_image
+from htr.pages.reading import MAX_PAGE_PIXELS
+from htr.recognizer import CORES, ImageToWordModel, ModelFileError, newest_model_dir
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 MAX_DRAIN_BYTES = 200 * 1024 * 1024  # an upload over the limit is read and dropped up to this size, then cut off

@@ -22,21 +22,9 @@ import shutil
 import sys
 import tempfile
 
-if sys.version_info < (3, 11, 4):  # tarfile's extraction filters, which iam_words.py relies on to extract safely
-    sys.exit(f"error: this project needs Python 3.11.4 or newer; this is {sys.version.split()[0]}")
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out of the tutorial output
-# TensorFlow uses its oneDNN CPU kernels by default only on CPUs with AVX-512 extensions; on the
-# others (most laptops, AMD before Zen 4) it falls back to Eigen's, which train this model at about
-# half the speed. Set it to 0 to opt out.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-# XLA auto-clustering (--xla) clusters ops on a CPU only with this flag, read when TensorFlow
-# starts; it changes nothing while --xla is off.
-os.environ.setdefault("TF_XLA_FLAGS", "--tf_xla_cpu_global_jit")
-
+import htr  # first: it sets TensorFlow's start-up options (htr/__init__.py)
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 from keras.callbacks import CSVLogger, EarlyStopping, ReduceLROnPlateau, TensorBoard
 from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomGaussianBlur, RandomRotate, RandomSharpen
@@ -44,9 +32,9 @@ from mltu.tensorflow.callbacks import TrainLogger
 from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
 from htr.data.augment import CropToInk, RandomNoise, RandomPhoto, RandomShear
-from htr.training.callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint, RunTimeEstimate,
-                       StopOnSignalOrNaN, TrainingInterrupted, TrainingSpeed, TrainingTimeLimit, WarmupCosineSchedule,
-                       write_json_atomically)
+from htr.training.callbacks import (BestModelCheckpoint, Float32Validation, LossBecameNaN, ResumableCheckpoint,
+                                    RunTimeEstimate, StopOnSignalOrNaN, TrainingInterrupted, TrainingSpeed,
+                                    TrainingTimeLimit, ValidationPreview, WarmupCosineSchedule)
 from configs import PRESETS, ModelConfigs
 from htr.data.pipeline import ImageCache, SeededDataProvider, default_workers
 from htr.training.ctc import CTCLoss, CWERMetric
@@ -55,10 +43,10 @@ from htr.training.distribute import (DeviceSetupError, PaddedLastBatch, PeerWatc
                         set_mixed_precision, share_batch_norm_statistics, stop_worker, writes_files)
 from htr.training.finetune import FrozenCNN, StartingModelError, finetune_configs, load_starting_weights
 from htr.data.iam import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
-from htr.data.labels_csv import split_labels_csv
+from htr.data.labels_csv import read_labelled_csv, split_labels_csv
+from htr.files import write_csv, write_file, write_json
 from model import build_model, reader_of
 from htr.export import OnnxExportError, export_onnx, onnx_keras_max_difference
-from htr.preview import ValidationPreview
 
 # mltu's TrainLogger sets the root logger to INFO, which would let tf.distribute log every all-reduce.
 tf.get_logger().setLevel("WARNING")
@@ -250,17 +238,6 @@ def parse_args(argv=None):
     return args
 
 
-def write_csv(rows, path):
-    """image_path,label rows; written under a temporary name, then renamed."""
-    pd.DataFrame(rows, columns=["image_path", "label"]).to_csv(path + ".tmp", index=False)
-    os.replace(path + ".tmp", path)
-
-
-def read_csv(path):
-    # keep_default_na=False: words such as "null" or "NA" are labels, not missing values.
-    return pd.read_csv(path, dtype=str, keep_default_na=False)[["image_path", "label"]].values.tolist()
-
-
 def labels_csv_of(args):
     """The labels.csv to train on (--train-csv, or DIR/labels.csv of --data-dir), or None for IAM words."""
     if args.data_dir and os.path.isfile(os.path.join(args.data_dir, "labels.csv")):
@@ -323,12 +300,10 @@ def new_run(args, configs):
         # and --resume continues on exactly the same images.
         for part, rows in splits.items():
             if rows:
-                write_csv(rows, os.path.join(configs.model_path, f"{part}.csv"))
+                write_csv(os.path.join(configs.model_path, f"{part}.csv"), ["image_path", "label"], rows)
         # The training words, for lexicon-constrained decoding (inferenceModel.py --lexicon).
         lexicon_path = os.path.join(configs.model_path, "lexicon.txt")
-        with open(lexicon_path + ".tmp", "w", encoding="utf-8") as f:
-            f.writelines(f"{word}\n" for word in sorted({label for _, label in splits["train"]}))
-        os.replace(lexicon_path + ".tmp", lexicon_path)
+        write_file(lexicon_path, "".join(f"{word}\n" for word in sorted({label for _, label in splits["train"]})))
     except OSError as e:
         sys.exit(f"error: cannot write to the model folder {configs.model_path}: {e.strerror or e}")
     return splits
@@ -353,7 +328,8 @@ def resumed_run(args):
     configs.train_epochs = args.epochs or configs.train_epochs
     with open(state_path) as f:
         state = json.load(f)
-    splits = {part: read_csv(os.path.join(args.resume, f"{part}.csv")) for part in ("train", "val")}
+    splits = {part: [list(row) for row in read_labelled_csv(os.path.join(args.resume, f"{part}.csv"))]
+              for part in ("train", "val")}
     print(f"Resuming {args.resume} at epoch {state['next_epoch'] + 1} (best val_CER so far {state['best_val_CER']})")
     return configs, splits, state
 
@@ -618,7 +594,7 @@ def export(configs, val_data):
         sys.exit(f"error: {e}")
     images = val_data[0][0]
     difference = onnx_keras_max_difference(export_model, onnx_path, images)
-    write_json_atomically({"images": len(images), "max_abs_difference": difference},
+    write_json({"images": len(images), "max_abs_difference": difference},
                           os.path.join(configs.model_path, "onnx_check.json"))
     if difference > 1e-4:
         sys.exit(f"error: the ONNX model's outputs differ from Keras by {difference:.2g} (> 1e-4); do not use {onnx_path}")
@@ -630,11 +606,12 @@ def score_test_set(model_dir):
     test words once, at the very end. Nothing chose the model or its settings on them, so these
     are the figures to compare with papers; they go to test_scores.json beside the model."""
     # Imported when needed, as in onnx_export.py: importing onnxruntime writes a file into the temporary folder.
-    from inferenceModel import ImageToWordModel, predict_files, read_labelled_csv, score
+    from htr.recognizer import ImageToWordModel, predict_files
+    from htr.scoring import score
     rows = read_labelled_csv(os.path.join(model_dir, "test.csv"))
     predictions, _ = predict_files(ImageToWordModel(model_dir), [path for path, _ in rows], batch_size=64)
     summary, _ = score(rows, predictions)
-    write_json_atomically(summary, os.path.join(model_dir, "test_scores.json"))
+    write_json(summary, os.path.join(model_dir, "test_scores.json"))
     print(f"Test set, {summary['words']} words by writers unseen in training: CER {summary['corpus_cer']:.2%}, "
           f"average CER {summary['average_cer']:.2%}, word accuracy {summary['word_accuracy']:.2%} "
           f"({os.path.join(model_dir, 'test_scores.json')})")
@@ -693,7 +670,7 @@ def main(argv=None):
         if not os.path.exists(os.path.join(configs.model_path, "model.keras")):
             sys.exit(f"error: no epoch finished in {configs.model_path}{f' ({interrupted})' if interrupted else ''}; "
                      "nothing to export")
-        write_json_atomically({"epochs": last_checkpoint.epoch + 1, "samples": speed.samples, "seconds": speed.seconds},
+        write_json({"epochs": last_checkpoint.epoch + 1, "samples": speed.samples, "seconds": speed.seconds},
                               os.path.join(configs.model_path, "training.json"))
         export(configs, val_data)
         # 7. With a test part (--split aachen, IAM's default), its scores (score_test_set above).

@@ -6,9 +6,10 @@ written under a temporary name and renamed only when complete, and the model car
 vocabulary and input size as metadata so inference needs nothing but the .onnx file.
 """
 import json
-import os
 
 import numpy as np
+
+from htr.files import replacing
 
 
 class OnnxExportError(Exception):
@@ -31,13 +32,10 @@ def export_onnx(model, onnx_path, metadata):
     except Exception as e:
         raise OnnxExportError(f"ONNX export to {onnx_path} failed: {type(e).__name__}: {e}") from e
 
-    tmp_path = onnx_path + ".tmp"
     try:
-        onnx.save(onnx_model, tmp_path)
-        os.replace(tmp_path, onnx_path)
+        with replacing(onnx_path) as tmp_path:
+            onnx.save(onnx_model, tmp_path)
     except OSError as e:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
         raise OnnxExportError(f"could not write {onnx_path}: {e.strerror or e}; check the folder is writable and has space") from e
 
 

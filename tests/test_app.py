@@ -134,7 +134,8 @@ def test_the_page_and_its_files_are_served(app_url):
 
 @pytest.mark.parametrize("decoder", ["greedy", "beam", "lexicon"])
 def test_a_word_reads_as_the_model_reads_it(random_app_url, random_model_dir, demo_dir, decoder):  # noqa: F811
-    from inferenceModel import ImageToWordModel, read_image
+    from htr.images import read_image
+    from htr.recognizer import ImageToWordModel
     lexicon = os.path.join(random_model_dir, "lexicon.txt") if decoder == "lexicon" else None
     model = ImageToWordModel(random_model_dir, "beam" if decoder == "beam" else "greedy", lexicon_path=lexicon)
     for path in demo_word_paths(demo_dir)[:3]:

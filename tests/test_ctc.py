@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from htr.training.callbacks import Float32Validation
 from htr.training.ctc import CTCLoss, CWERMetric
-from inferenceModel import score
+from htr.scoring import score
 from mltu.tensorflow.metrics import CWERMetric as MltuCWERMetric
 from mltu.utils.text_utils import ctc_decoder
 from model import tutorial_model

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from htr.data.iam import DatasetError, parse_words_txt
-from inferenceModel import UnreadableImage, decode_image, read_image
+from htr.images import UnreadableImage, decode_image, read_image
 
 WORD_ID = re.compile(r"[a-z]\d{2}-\d{3}[a-z]?-\d{2}-\d{2}", re.ASCII)
 WORD_IDS = st.from_regex(WORD_ID, fullmatch=True)

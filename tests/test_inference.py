@@ -11,7 +11,9 @@ import pytest
 from onnx import TensorProto, helper
 
 from conftest import run_script
-from inferenceModel import ImageToWordModel, decode_image, predict_files, quantize_model, read_image
+from htr.images import decode_image, read_image
+from htr.quantize import quantize_model
+from htr.recognizer import ImageToWordModel, predict_files
 from htr.preview import CELL, COLUMNS, write_preview
 
 
@@ -187,7 +189,7 @@ def test_validation_preview_logs_images_and_text_to_tensorboard(tmp_path):
     import keras
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from htr.preview import ValidationPreview
+    from htr.training.callbacks import ValidationPreview
 
     inputs = keras.Input((32, 128, 3))
     columns = keras.layers.Reshape((16, -1))(keras.layers.AveragePooling2D((32, 8))(inputs))

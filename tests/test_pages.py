@@ -11,7 +11,8 @@ import pytest
 
 from benchmarks.bench import box_iou, compose_page, dataset_lines, matched_boxes
 from conftest import GW_WORDS, run_script
-from inferenceModel import ImageToWordModel, UnreadableImage, read_image
+from htr.images import UnreadableImage, read_image
+from htr.recognizer import ImageToWordModel
 from htr.pages.segmentation import binarize, find_words, flatten, make_word, reading_images
 
 # The demo script's x-height is about half its words' ink height (gw_words': a third), so its natural

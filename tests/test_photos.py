@@ -13,7 +13,8 @@ import yaml
 
 from htr.data.augment import RandomPhoto, crop_to_ink, photo_like
 from conftest import run_script
-from inferenceModel import ImageToWordModel, read_image
+from htr.images import read_image
+from htr.recognizer import ImageToWordModel
 
 
 def val_rows(model_dir):

@@ -58,7 +58,7 @@ def test_training_writes_a_complete_model_folder(trained, demo_dir):
 
 
 def test_the_onnx_file_alone_is_enough_for_inference(trained):
-    from inferenceModel import ImageToWordModel
+    from htr.recognizer import ImageToWordModel
     with open(os.path.join(trained, "configs.yaml")) as f:
         configs = yaml.safe_load(f)
     model = ImageToWordModel(os.path.join(trained, "model.onnx"))

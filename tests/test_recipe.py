@@ -100,7 +100,7 @@ def test_training_uses_onednn_kernels_on_every_cpu_unless_told_not_to(setting, e
 def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
     import yaml
 
-    from inferenceModel import ImageToWordModel
+    from htr.recognizer import ImageToWordModel
 
     model_dir = tmp_path / "tutorial"
     result = run_script("train.py", "--data-dir", demo_dir, "--preset", "tutorial", "--keep-aspect-ratio", "yes",
@@ -127,7 +127,7 @@ def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
 def test_the_default_ctc_shortcut_trains_resumes_and_stays_out_of_the_onnx_model(demo_dir, tmp_path):
     import pandas as pd
 
-    from inferenceModel import ImageToWordModel
+    from htr.recognizer import ImageToWordModel
 
     model_dir = tmp_path / "shortcut"  # the defaults train with a CTC shortcut, weight 0.1
     result = run_script("train.py", "--data-dir", demo_dir, "--epochs", 2, "--batch-size", 8, "--model-dir", model_dir)

@@ -39,7 +39,7 @@ def signal_after_epochs(process, model_dir, epochs, signum):
 
 def test_interrupt_kill_and_resume(demo_dir, tmp_path):
     import keras
-    import htr.training.ctc as ctc  # noqa: F401  registers the loss and metric for load_model
+    import htr.training.ctc  # noqa: F401  registers the loss and metric for load_model
 
     model_dir = str(tmp_path / "model")
     epochs = 8
@@ -109,7 +109,7 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_fails_clearly_and_keeps_the_last_good_checkpoint(demo_dir, small_disk):
     import keras
-    import htr.training.ctc as ctc  # noqa: F401  registers the loss and metric for load_model
+    import htr.training.ctc  # noqa: F401  registers the loss and metric for load_model
 
     # Too little room to start: refused before training.
     filler = small_disk / "filler"

@@ -1,12 +1,17 @@
 """Training callbacks that Keras and mltu do not provide: never lose a run, never save garbage."""
-import json
 import math
 import os
 import signal
 import time
 
 import keras
+import numpy as np
+import tensorflow as tf
 from keras.callbacks import ModelCheckpoint
+
+from htr.decoding import greedy_decode
+from htr.files import replacing, write_json
+from htr.preview import draw_preview
 
 
 class TrainingTimeLimit(keras.callbacks.Callback):
@@ -146,21 +151,8 @@ def format_hours(hours):
 
 
 def save_keras_model_atomically(model, path):
-    """model.save() to a temporary name, then rename: a kill or a full disk mid-write leaves
-    the previous file intact instead of a truncated one."""
-    tmp_path = path[: -len(".keras")] + ".tmp.keras"  # Keras insists on the .keras ending
-    try:
+    with replacing(path, ".keras") as tmp_path:  # Keras insists on the .keras ending
         model.save(tmp_path)
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-
-
-def write_json_atomically(data, path):
-    with open(path + ".tmp", "w") as f:
-        json.dump(data, f, indent=2, default=float)  # default: NumPy numbers
-    os.replace(path + ".tmp", path)
 
 
 class BestModelCheckpoint(ModelCheckpoint):
@@ -212,7 +204,7 @@ class ResumableCheckpoint(keras.callbacks.Callback):
     def save(self, next_epoch):
         """Also called by train.py when a run is interrupted mid-epoch: that epoch is redone."""
         save_keras_model_atomically(self.model, self.model_path)
-        write_json_atomically({
+        write_json({
             "next_epoch": next_epoch,
             "learning_rate": float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)),
             "best_val_CER": self.best_checkpoint.best,
@@ -262,3 +254,46 @@ class StopOnSignalOrNaN(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         self.restore_signal_handlers()
+
+
+def markdown_code(text):
+    return "`" + text.replace("|", "\\|") + "`" if text else "(nothing)"
+
+
+class ValidationPreview(keras.callbacks.Callback):
+    """Every `every_epochs` epochs, reads a fixed handful of validation images and logs the grid
+    (image) and a label/prediction table (text) to TensorBoard, in log_dir/preview, at the same
+    epoch steps as Keras' TensorBoard curves.
+
+    images: uint8 (height, width, 3) BGR, already at the model's input size; labels: their strings.
+    reader: the model that reads them, by default the one being trained; train.py passes the
+    float32 copy that Float32Validation has just given the epoch's weights, so the preview shows
+    what the exported model would read."""
+
+    def __init__(self, log_dir, images, labels, vocab, every_epochs=1, reader=None):
+        super().__init__()
+        self.log_dir = os.path.join(log_dir, "preview")
+        self.images, self.labels, self.vocab = np.asarray(images, np.uint8), list(labels), vocab
+        self.every_epochs, self.reader = every_epochs, reader
+
+    def on_train_begin(self, logs=None):
+        self.writer = tf.summary.create_file_writer(self.log_dir)
+        if self.reader is None:  # the model being trained, without its CTC shortcut output if it has one
+            self.reader = keras.Model(self.model.input, self.model.get_layer("output").output)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every_epochs:
+            return
+        probabilities = keras.ops.convert_to_numpy(self.reader.predict_on_batch(self.images.astype(np.float32)))
+        predictions = greedy_decode(probabilities, self.vocab)
+        grid = draw_preview(self.images, self.labels, predictions)
+        table = ["| label | prediction | |", "| --- | --- | --- |"]  # Markdown, which TensorBoard renders
+        table += [f"| {markdown_code(label)} | {markdown_code(text)} | {'' if text == label else 'wrong'} |"
+                  for label, text in zip(self.labels, predictions)]
+        with self.writer.as_default(step=epoch):
+            tf.summary.image("validation preview", grid[np.newaxis, :, :, ::-1])  # RGB for TensorBoard
+            tf.summary.text("validation predictions", "\n".join(table))
+        self.writer.flush()
+
+    def on_train_end(self, logs=None):
+        self.writer.close()

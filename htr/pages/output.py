@@ -1,0 +1,32 @@
+"""A page's reading as files: JSON (one word or line per row) and a picture of it."""
+import json
+
+import cv2
+import numpy as np
+
+
+def page_json(result):
+    """read_page's result as JSON, one word or line per row."""
+    def rows(items):
+        return "[" + ",".join("\n  " + json.dumps(item, ensure_ascii=False) for item in items) + ("\n ]" if items else "]")
+    return "{\n" + ",\n".join([f' "image": {json.dumps(result["image"], ensure_ascii=False)}', f' "words": {rows(result["words"])}',
+                               f' "lines": {rows(result["lines"])}', f' "text": {json.dumps(result["text"], ensure_ascii=False)}']) + "\n}\n"
+
+
+def draw_page(image, result):
+    """The page with read_page's result on it: every word's box, and its reading above it on a white
+    label, green when the model is confident (>= 0.8), orange when less (>= 0.5), red below."""
+    page = image.copy()
+    heights = [word["box"][3] for word in result["words"]]
+    scale = max(0.4, float(np.median(heights)) / 80) if heights else 0.5  # readable at any resolution
+    thickness = max(1, round(2 * scale))
+    for word in result["words"]:
+        x, y, w, h = word["box"]
+        colour = (0, 150, 0) if word["confidence"] >= 0.8 else (0, 140, 255) if word["confidence"] >= 0.5 else (0, 0, 220)
+        cv2.rectangle(page, (x, y), (x + w - 1, y + h - 1), colour, thickness)
+        text = "".join(c if " " <= c <= "~" else "?" for c in word["text"]) or "?"  # OpenCV's font has ASCII only
+        (text_w, text_h), below = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        top = max(0, y - text_h - below - 2)
+        cv2.rectangle(page, (x, top), (x + text_w + 4, top + text_h + below + 2), (255, 255, 255), cv2.FILLED)
+        cv2.putText(page, text, (x + 2, top + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, thickness, cv2.LINE_AA)
+    return page

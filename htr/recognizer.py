@@ -1,0 +1,175 @@
+"""The exported ONNX model and what it needs around it: the input preparation training used,
+and CTC decoding of its output into texts with confidences.
+
+An image's way to a word: htr.images.read_image -> ImageToWordModel.resize -> .probabilities
+(the network) -> .decode (htr.decoding), which also gives each text a confidence: the model's
+probability of that text. predict_files runs it over many files in batches."""
+import glob
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import cv2
+import numpy as np
+import onnxruntime as ort
+from mltu.inferenceModel import OnnxInferenceModel
+from mltu.transformers import ImageResizer
+from tqdm import tqdm
+
+from htr.data.augment import crop_to_ink
+from htr.decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
+from htr.images import UnreadableImage, read_image
+from htr.pages.reading import read_page
+
+# predict_files works on this many batches at once, one per core this process may use.
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+class ModelFileError(Exception):
+    pass
+
+
+def session_options():
+    """One onnxruntime thread per model call: predict_files runs one batch per core at once
+    instead. Measured on 2 cores (bench.py inference): one 2-thread call at a time makes every
+    layer wait for its slower half, and for any image reader that takes the other core; two
+    1-thread calls at once ran the model alone ~11% faster, and files-to-text ~13% faster.
+    (With no thread pool there are no idle threads left to spin-wait, which had slowed a shared
+    machine by more than 2x.)"""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return options
+
+
+def execution_providers():
+    """The GPU when onnxruntime-gpu is installed and finds one (README: GPUs), else the CPU."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
+class ImageToWordModel(OnnxInferenceModel):
+    """The ONNX model plus what it needs around it: resizing in, CTC decoding out.
+
+    It does not call mltu's OnnxInferenceModel.__init__, which runs Python's eval() on every
+    metadata string of the file (so a crafted model file could run code); the metadata here
+    is JSON and read with json.loads. The attributes are the same as mltu's."""
+
+    def __init__(self, model_path, decoder="greedy", beam_width=10, lexicon_path=None):
+        if os.path.isdir(model_path):
+            model_path = os.path.join(model_path, "model.onnx")
+        if not os.path.isfile(model_path):
+            raise ModelFileError(f"no model at {model_path}; pass --model with a .onnx file or a folder holding model.onnx")
+        self.model_path = model_path
+        try:
+            self.model = ort.InferenceSession(model_path, session_options(), providers=execution_providers())
+        except Exception as e:
+            raise ModelFileError(f"{model_path} is not a usable ONNX model ({str(e).splitlines()[0][:200]})") from e
+
+        try:
+            self.metadata = {key: json.loads(value) for key, value in self.model.get_modelmeta().custom_metadata_map.items()}
+            self.vocab = self.metadata["vocab"]
+            self.height, self.width = int(self.metadata["height"]), int(self.metadata["width"])
+            self.keep_aspect_ratio = bool(self.metadata.get("keep_aspect_ratio", False))
+            # How train.py cut the words: "columns" or "band" (models that wrote true: columns; before that, none).
+            self.crop = {True: "columns", False: None}.get(self.metadata.get("crop_to_ink", False),
+                                                          self.metadata.get("crop_to_ink"))
+            if self.crop not in (None, "columns", "band"):
+                raise ValueError
+        except (KeyError, ValueError, TypeError):
+            raise ModelFileError(f"{model_path} has no vocabulary/input-size metadata; export it with train.py") from None
+        self.input_shapes = [meta.shape for meta in self.model.get_inputs()]
+        self.input_names = [meta.name for meta in self.model.get_inputs()]
+        self.output_names = [meta.name for meta in self.model.get_outputs()]
+        if len(self.input_shapes) != 1 or list(self.input_shapes[0][1:]) != [self.height, self.width, 3]:
+            raise ModelFileError(f"{model_path} takes input {self.input_shapes}, not [batch, {self.height}, {self.width}, 3] images")
+
+        self.decoder, self.beam_width = decoder, beam_width
+        self.lexicon = None
+        if lexicon_path:
+            try:
+                self.lexicon, unspellable = read_lexicon(lexicon_path, self.vocab)
+            except (OSError, UnicodeDecodeError) as e:
+                raise ModelFileError(f"cannot read the lexicon {lexicon_path}: {e}") from e
+            if not self.lexicon:
+                raise ModelFileError(f"{lexicon_path} has no word the model can spell; pass a UTF-8 file with one word per line")
+            if unspellable:
+                print(f"lexicon {lexicon_path}: left out {unspellable} words with characters the model cannot write",
+                      file=sys.stderr)
+
+    def resize(self, image):
+        """Any BGR image -> the model's input size, exactly as train.py's CropToInk and ImageResizer
+        do it: cut to the ink at the left and right (--crop band: to its writing band above and below
+        too), then stretched, or scaled to fit and padded with white."""
+        if self.crop:
+            image = crop_to_ink(image, band=self.crop == "band")
+        if self.keep_aspect_ratio:
+            return ImageResizer.resize_maintaining_aspect_ratio(image, self.width, self.height, (255, 255, 255))
+        return cv2.resize(image, (self.width, self.height))
+
+    def probabilities(self, images):
+        """Resized images (batch, height, width, 3) -> (batch, time steps, len(vocab) + 1)."""
+        return self.model.run(self.output_names, {self.input_names[0]: np.asarray(images, dtype=np.float32)})[0]
+
+    def decode(self, probabilities):
+        """Per-time-step probabilities -> (texts, confidences), with the decoder and lexicon chosen
+        in __init__; each confidence in [0, 1] is the model's probability of its text (ctc_decoding.confidences)."""
+        if self.decoder == "greedy":
+            texts = greedy_decode(probabilities, self.vocab)
+        else:
+            texts = [beam_search(p, self.vocab, self.beam_width)[0][0] for p in probabilities]
+        if self.lexicon:
+            texts = [lexicon_decode(p, text, self.lexicon, self.vocab) for p, text in zip(probabilities, texts)]
+        return texts, confidences(probabilities, texts, self.vocab)
+
+    def predict_batch(self, images):
+        """BGR uint8 images of any size -> (predicted strings, their confidences), in one model call."""
+        return self.decode(self.probabilities(np.stack([self.resize(image) for image in images])))
+
+    def predict(self, image):
+        """One BGR uint8 image -> (text, confidence)."""
+        texts, text_confidences = self.predict_batch([image])
+        return texts[0], text_confidences[0]
+
+    def read_page(self, image):
+        """A word, a line or a page -> its words, lines and text (htr.pages.reading.read_page)."""
+        return read_page(self, image)
+
+
+
+def predict_files(model, paths, batch_size, progress=False):
+    """(texts, confidences) for image files: None and None for a file that cannot be read, reported
+    in one line on stderr.
+
+    Each core reads, resizes, runs and decodes a batch of its own, so both reading (OpenCV releases
+    Python's GIL while it decodes and resizes) and the network keep every core busy."""
+    def read_and_predict(batch):
+        images = np.empty((len(batch), model.height, model.width, 3), np.float32)  # the network's input, filled in place
+        readable = []
+        for row, path in enumerate(batch):
+            try:
+                images[len(readable)] = model.resize(read_image(path))
+                readable.append(row)
+            except UnreadableImage as e:
+                tqdm.write(f"skipped {path}: {e}", file=sys.stderr)  # above the progress bar, not inside it
+        texts, text_confidences = [None] * len(batch), [None] * len(batch)
+        if readable:
+            for row, text, confidence in zip(readable, *model.decode(model.probabilities(images[:len(readable)]))):
+                texts[row], text_confidences[row] = text, confidence
+        return texts, text_confidences
+
+    batches = [paths[start:start + batch_size] for start in range(0, len(paths), batch_size)]
+    predictions, prediction_confidences = [], []
+    with ThreadPoolExecutor(max_workers=CORES) as pool:
+        for texts, text_confidences in tqdm(pool.map(read_and_predict, batches), total=len(batches), disable=not progress,
+                                            unit="batch"):
+            predictions += texts
+            prediction_confidences += text_confidences
+    return predictions, prediction_confidences
+
+
+def newest_model_dir(root="Models"):
+    models = glob.glob(os.path.join(root, "**", "model.onnx"), recursive=True)
+    if not models:
+        raise ModelFileError(f"no model.onnx under {root}/; train one with python train.py, or pass --model")
+    return os.path.dirname(max(models, key=os.path.getmtime))
