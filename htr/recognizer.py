@@ -1,7 +1,7 @@
 """The exported ONNX model and what it needs around it: the input preparation training used,
 and CTC decoding of its output into texts with confidences.
 
-An image's way to a word: htr.images.read_image -> ImageToWordModel.resize -> .probabilities
+An image's way to a word: htr.images.read_image -> ImageToWordModel.resize (htr.preprocess) -> .probabilities
 (the network) -> .decode (htr.decoding), which also gives each text a confidence: the model's
 probability of that text. predict_files runs it over many files in batches."""
 import glob
@@ -10,17 +10,15 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 from mltu.inferenceModel import OnnxInferenceModel
-from mltu.transformers import ImageResizer
 from tqdm import tqdm
 
-from htr.data.augment import crop_to_ink
 from htr.decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
 from htr.images import UnreadableImage, read_image
 from htr.pages.reading import read_page
+from htr.preprocess import prepare
 
 # predict_files works on this many batches at once, one per core this process may use.
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -98,14 +96,8 @@ class ImageToWordModel(OnnxInferenceModel):
                       file=sys.stderr)
 
     def resize(self, image):
-        """Any BGR image -> the model's input size, exactly as train.py's CropToInk and ImageResizer
-        do it: cut to the ink at the left and right (--crop band: to its writing band above and below
-        too), then stretched, or scaled to fit and padded with white."""
-        if self.crop:
-            image = crop_to_ink(image, band=self.crop == "band")
-        if self.keep_aspect_ratio:
-            return ImageResizer.resize_maintaining_aspect_ratio(image, self.width, self.height, (255, 255, 255))
-        return cv2.resize(image, (self.width, self.height))
+        """Any BGR image -> the model's input, prepared as training prepared it (htr.preprocess.prepare)."""
+        return prepare(image, self.height, self.width, self.crop, self.keep_aspect_ratio)
 
     def probabilities(self, images):
         """Resized images (batch, height, width, 3) -> (batch, time steps, len(vocab) + 1)."""

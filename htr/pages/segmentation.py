@@ -48,13 +48,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from htr.preprocess import paper_brightness, writing_band
+
 MIN_INK_CONTRAST = 0.2  # ink is at least this much darker than the paper around it (fraction of its brightness)
 MAX_SKEW = 3.0  # degrees either way the page may be rotated
 WORD_GAP = 0.6  # a gap wider than this many x-heights separates two words
 RULE_LENGTH = 40  # a straight stroke at least this many pen widths long (and a third of the page) is a rule, not writing
-# In a gw_words image (a word cut to its line's band, 120 pixels high), a quarter of the line's ink lies
-# above 43% of the height and three quarters above 61% (medians over the validation lines).
-LINE_QUARTILES = (0.433, 0.608)
 
 
 @dataclass
@@ -67,15 +66,12 @@ class Word:
 def flatten(gray):
     """Grey page -> darkness in [0, 1] relative to the paper under it (0 paper, 1 black). The paper is
     the brightest level within a window several pen widths wide (a first guess at the ink, by Otsu's
-    threshold on the raw page, gives the pen) and at least an eighth of the page."""
+    threshold on the raw page, gives the pen) and at least an eighth of the page, estimated on a copy
+    a quarter the size when the page is large enough."""
     pen = stroke_width(cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)[1] > 0)
     shrink = 4 if min(gray.shape) >= 256 else 1
-    small = cv2.resize(gray, None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA) if shrink > 1 else gray
-    size = max(3, round(max(min(gray.shape) / 8, 6 * pen) / shrink)) | 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    paper = cv2.blur(cv2.dilate(small, kernel), (size, size))
-    paper = cv2.resize(paper, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    return np.clip(1 - gray.astype(np.float32) / np.maximum(paper, 1), 0, 1)
+    window = max(3, round(max(min(gray.shape) / 8, 6 * pen) / shrink)) | 1
+    return np.clip(1 - gray.astype(np.float32) / np.maximum(paper_brightness(gray, window, shrink), 1), 0, 1)
 
 
 def binarize(darkness):
@@ -419,19 +415,12 @@ def make_word(pixels, number, line_quartiles, darkness, owner, rotation, pen):
     return Word(box, np.where(keep, shades, 0), tuple(float(q - rows.min()) for q in line_quartiles))
 
 
-def writing_band(first, third):
-    """The rows of a line's writing band, ascender line to descender line, from the rows above which a
-    quarter and three quarters of its ink lie, placed as gw_words places them (LINE_QUARTILES)."""
-    height = max(third - first, 1) / (LINE_QUARTILES[1] - LINE_QUARTILES[0])
-    return first - LINE_QUARTILES[0] * height, first + (1 - LINE_QUARTILES[0]) * height
-
-
 def reading_images(word):
     """The two ways a word is shown to the recognizer, without other words' ink, dark on white:
     cut tight around the ink with a margin of 3% (as IAM and the demo set cut words), and cut to its
     line's writing band (as gw_words cuts them: every word of a line in the same band, ascender line
     to descender line, so a word without ascenders keeps the empty space above it). The band is
-    placed by LINE_QUARTILES, measured on gw_words."""
+    placed by htr.preprocess.writing_band, as on gw_words."""
     ink = np.round(255 * (1 - word.ink)).astype(np.uint8)
     margin = max(1, round(0.03 * ink.shape[0]))
     tight = np.pad(ink, margin, constant_values=255)
