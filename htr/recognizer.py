@@ -29,12 +29,9 @@ class ModelFileError(Exception):
 
 
 def session_options():
-    """One onnxruntime thread per model call: predict_files runs one batch per core at once
-    instead. Measured on 2 cores (bench.py inference): one 2-thread call at a time makes every
-    layer wait for its slower half, and for any image reader that takes the other core; two
-    1-thread calls at once ran the model alone ~11% faster, and files-to-text ~13% faster.
-    (With no thread pool there are no idle threads left to spin-wait, which had slowed a shared
-    machine by more than 2x.)"""
+    """One onnxruntime thread per model call: predict_files runs one batch per core at once instead,
+    as one many-threaded call at a time makes every layer wait for its slowest thread, and for any
+    image reading that takes a core. (With no thread pool, no idle threads spin-wait on a shared machine.)"""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     return options
@@ -63,7 +60,17 @@ class ImageToWordModel(OnnxInferenceModel):
             self.model = ort.InferenceSession(model_path, session_options(), providers=execution_providers())
         except Exception as e:
             raise ModelFileError(f"{model_path} is not a usable ONNX model ({str(e).splitlines()[0][:200]})") from e
+        self.read_metadata()
+        self.input_shapes = [meta.shape for meta in self.model.get_inputs()]
+        self.input_names = [meta.name for meta in self.model.get_inputs()]
+        self.output_names = [meta.name for meta in self.model.get_outputs()]
+        if len(self.input_shapes) != 1 or list(self.input_shapes[0][1:]) != [self.height, self.width, 3]:
+            raise ModelFileError(f"{model_path} takes input {self.input_shapes}, not [batch, {self.height}, {self.width}, 3] images")
+        self.decoder, self.beam_width = decoder, beam_width
+        self.lexicon = self.read_lexicon(lexicon_path) if lexicon_path else None
 
+    def read_metadata(self):
+        """The vocabulary, input size and preparation train.py stored in the model file, as JSON."""
         try:
             self.metadata = {key: json.loads(value) for key, value in self.model.get_modelmeta().custom_metadata_map.items()}
             self.vocab = self.metadata["vocab"]
@@ -75,25 +82,20 @@ class ImageToWordModel(OnnxInferenceModel):
             if self.crop not in (None, "columns", "band"):
                 raise ValueError
         except (KeyError, ValueError, TypeError):
-            raise ModelFileError(f"{model_path} has no vocabulary/input-size metadata; export it with train.py") from None
-        self.input_shapes = [meta.shape for meta in self.model.get_inputs()]
-        self.input_names = [meta.name for meta in self.model.get_inputs()]
-        self.output_names = [meta.name for meta in self.model.get_outputs()]
-        if len(self.input_shapes) != 1 or list(self.input_shapes[0][1:]) != [self.height, self.width, 3]:
-            raise ModelFileError(f"{model_path} takes input {self.input_shapes}, not [batch, {self.height}, {self.width}, 3] images")
+            raise ModelFileError(f"{self.model_path} has no vocabulary/input-size metadata; export it with train.py") from None
 
-        self.decoder, self.beam_width = decoder, beam_width
-        self.lexicon = None
-        if lexicon_path:
-            try:
-                self.lexicon, unspellable = read_lexicon(lexicon_path, self.vocab)
-            except (OSError, UnicodeDecodeError) as e:
-                raise ModelFileError(f"cannot read the lexicon {lexicon_path}: {e}") from e
-            if not self.lexicon:
-                raise ModelFileError(f"{lexicon_path} has no word the model can spell; pass a UTF-8 file with one word per line")
-            if unspellable:
-                print(f"lexicon {lexicon_path}: left out {unspellable} words with characters the model cannot write",
-                      file=sys.stderr)
+    def read_lexicon(self, lexicon_path):
+        """The lexicon's words the model can spell (htr.decoding.read_lexicon); says how many it left out."""
+        try:
+            lexicon, unspellable = read_lexicon(lexicon_path, self.vocab)
+        except (OSError, UnicodeDecodeError) as e:
+            raise ModelFileError(f"cannot read the lexicon {lexicon_path}: {e}") from e
+        if not lexicon:
+            raise ModelFileError(f"{lexicon_path} has no word the model can spell; pass a UTF-8 file with one word per line")
+        if unspellable:
+            print(f"lexicon {lexicon_path}: left out {unspellable} words with characters the model cannot write",
+                  file=sys.stderr)
+        return lexicon
 
     def resize(self, image):
         """Any BGR image -> the model's input, prepared as training prepared it (htr.preprocess.prepare)."""
@@ -105,7 +107,7 @@ class ImageToWordModel(OnnxInferenceModel):
 
     def decode(self, probabilities):
         """Per-time-step probabilities -> (texts, confidences), with the decoder and lexicon chosen
-        in __init__; each confidence in [0, 1] is the model's probability of its text (ctc_decoding.confidences)."""
+        in __init__; each confidence in [0, 1] is the model's probability of its text (htr.decoding.confidences)."""
         if self.decoder == "greedy":
             texts = greedy_decode(probabilities, self.vocab)
         else:
@@ -126,7 +128,6 @@ class ImageToWordModel(OnnxInferenceModel):
     def read_page(self, image):
         """A word, a line or a page -> its words, lines and text (htr.pages.reading.read_page)."""
         return read_page(self, image)
-
 
 
 def predict_files(model, paths, batch_size, progress=False):

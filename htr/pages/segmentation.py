@@ -192,29 +192,45 @@ def find_words(image):
     if not keep.any():
         return []
     ys, xs = np.nonzero(keep[labels])
+    order = np.argsort(labels[ys, xs], kind="stable")  # each component's pixels in one slice
+    ys, xs = ys[order], xs[order]
     component = labels[ys, xs]
-    letter_size = float(np.median(stats[keep, cv2.CC_STAT_HEIGHT]))
 
     angle = estimate_skew(xs.astype(np.float64), ys.astype(np.float64), max(1.0, pen / 2))
-    rotation, (out_w, out_h) = rotation_onto_canvas(gray.shape[1], gray.shape[0], angle)
+    rotation, canvas = rotation_onto_canvas(gray.shape[1], gray.shape[0], angle)
     xr = rotation[0, 0] * xs + rotation[0, 1] * ys + rotation[0, 2]
     yr = rotation[1, 0] * xs + rotation[1, 1] * ys + rotation[1, 2]
+    letter_size = float(np.median(stats[keep, cv2.CC_STAT_HEIGHT]))
+    line_of_pixel, core_centre = assign_lines(xs, ys, xr, yr, component, keep, pen, letter_size, canvas, gray.shape)
+    if line_of_pixel is None:
+        return []
+
+    lines = [cut_line_into_words(*(a[line_of_pixel == line] for a in (xs, ys, xr, yr, component)), pen)
+             for line in np.argsort(core_centre) if (line_of_pixel == line).any()]
+    lines = attach_fragments(lines)
+    add_dots(lines, labels, stats, pen, rotation)
+    return make_words(lines, darkness, rotation, pen)
+
+
+def assign_lines(xs, ys, xr, yr, component, keep, pen, letter_size, canvas, shape):
+    """The ink pixels (page and deskewed coordinates, ordered by component; `keep` marks the components
+    that are ink) -> (the line of each pixel, each line's centre row, deskewed), or (None, None) when
+    no line is found. Every component goes to the line whose core holds its ink, a piece in no core
+    to the line of the nearest ink in one (give_loose_pieces), one in two cores is split between them
+    (split_along_ink)."""
+    out_w, out_h = canvas
     col, row = np.clip(np.round(xr).astype(int), 0, out_w - 1), np.clip(np.round(yr).astype(int), 0, out_h - 1)
     ink_rotated = np.zeros((out_h, out_w), bool)
     ink_rotated[row, col] = True
-
     cores, n_cores = find_lines(ink_rotated, letter_size)
     if n_cores == 0:
-        return []
+        return None, None
     core_of_pixel = cores[row, col]  # 0: outside every core
     in_core = core_of_pixel > 0
     core_centre = np.array([np.median(yr[core_of_pixel == c]) if (core_of_pixel == c).any() else np.inf
                             for c in range(1, n_cores + 1)])
 
-    # Each component's pixels go to a line; order the pixels by component to work on them in slices.
-    order = np.argsort(component, kind="stable")
-    xs, ys, xr, yr, component, core_of_pixel, in_core = (a[order] for a in (xs, ys, xr, yr, component, core_of_pixel, in_core))
-    starts = np.searchsorted(component, np.arange(count + 1))
+    starts = np.searchsorted(component, np.arange(len(keep) + 1))
     line_of_pixel = np.full(len(xs), -1, np.int64)
     loose = []  # components in no core
     for label in np.nonzero(keep)[0]:
@@ -229,16 +245,14 @@ def find_words(image):
             lines_touched = big[np.argsort(core_centre[big])]
             line_of_pixel[part] = split_along_ink(xs[part], ys[part], core_of_pixel[part] - 1, lines_touched)
     if loose:
-        line_of_pixel = give_loose_pieces(loose, starts, xs, ys, yr, line_of_pixel, core_centre, gray.shape)
+        line_of_pixel = give_loose_pieces(loose, starts, xs, ys, yr, line_of_pixel, core_centre, shape)
+    return line_of_pixel, core_centre
 
-    lines = []
-    for line in np.argsort(core_centre):
-        mine = line_of_pixel == line
-        if mine.any():
-            lines.append(split_words(xs[mine], ys[mine], xr[mine], yr[mine], component[mine], pen))
-    lines = attach_fragments(lines)
-    add_dots(lines, labels, stats, pen, rotation)
-    owner = np.zeros(gray.shape, np.float32)  # each ink pixel's word, numbered from 1 in reading order (0: none)
+
+def make_words(lines, darkness, rotation, pen):
+    """Lines of (words' pixels, x-height, quartiles) -> lines of Words, each word's ink without the
+    ink of the others (make_word)."""
+    owner = np.zeros(darkness.shape, np.float32)  # each ink pixel's word, numbered from 1 in reading order (0: none)
     for number, (xs, ys, _, _) in enumerate((pixels for words, _, _ in lines for pixels in words), start=1):
         owner[ys, xs] = number
     numbers = itertools.count(1)
@@ -293,7 +307,7 @@ def give_loose_pieces(loose, starts, xs, ys, yr, line_of_pixel, core_centre, sha
     return line_of_pixel
 
 
-def split_words(xs, ys, xr, yr, component, pen):
+def cut_line_into_words(xs, ys, xr, yr, component, pen):
     """One line's ink pixels -> (its words, each (xs, ys, xr, yr) pixel arrays, left to right; the line's
     x-height; the quartiles of its rows, deskewed). Gaps are measured in the x-height band, so that
     an f's or a g's tail reaching under the next word does not bridge the gap; each ink component
