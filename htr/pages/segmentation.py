@@ -10,8 +10,8 @@ image and on a 12-megapixel photo.
 
 1. Greyscale and background flattening. The paper's brightness is estimated by a grey-level
    closing (htr.preprocess.paper_brightness: a maximum filter several pen widths wide, so it
-   erases every stroke, then a box blur), on a copy a quarter the size; dividing the page by it turns uneven light, shadows and toned
-   paper into even white, so one threshold fits the whole page.
+   erases every stroke, then a box blur), on a copy a quarter the size; dividing the page by it
+   turns uneven light, shadows and toned paper into even white, so one threshold fits the whole page.
 2. Binarisation: Otsu's threshold on the flattened darkness, never below MIN_INK_CONTRAST, so
    that a page of bare paper and noise has no ink rather than ink made of noise. Specks smaller
    than a dot of the pen are dropped. The rules of ruled paper and forms (straight strokes along
