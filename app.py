@@ -50,17 +50,16 @@ class BadRequest(Exception):
         self.status = status
 
 
-def load_readers(model_path):
+def load_models(model_path):
     """One ImageToWordModel per decoder the page offers (each reads with the decoder it was made with):
     greedy, beam search, and greedy then the lexicon when the model folder has train.py's lexicon.txt.
-    Greedy comes first, as the page's default: on gw_words it reads about as many words right as the
-    others (README: Inference), and it is the fastest."""
-    readers = {"greedy": ImageToWordModel(model_path)}
-    readers["beam"] = ImageToWordModel(readers["greedy"].model_path, decoder="beam")
-    lexicon_path = os.path.join(os.path.dirname(readers["greedy"].model_path), "lexicon.txt")
+    Greedy comes first, as the page's default: it is the fastest, and reads about as well (README: Inference)."""
+    models = {"greedy": ImageToWordModel(model_path)}
+    models["beam"] = ImageToWordModel(models["greedy"].model_path, decoder="beam")
+    lexicon_path = os.path.join(os.path.dirname(models["greedy"].model_path), "lexicon.txt")
     if os.path.isfile(lexicon_path):
-        readers["lexicon"] = ImageToWordModel(readers["greedy"].model_path, lexicon_path=lexicon_path)
-    return readers
+        models["lexicon"] = ImageToWordModel(models["greedy"].model_path, lexicon_path=lexicon_path)
+    return models
 
 
 def image_from_upload(data):
@@ -83,8 +82,8 @@ def image_from_upload(data):
 
 
 class Handler(BaseHTTPRequestHandler):
-    """The page's files on GET, readings on POST /api/read. serve() sets readers and model_name."""
-    readers = {}
+    """The page's files on GET, readings on POST /api/read. serve() sets models (one per decoder) and model_name."""
+    models = {}
     model_name = ""
     reading_slots = threading.BoundedSemaphore(CORES)  # images decoded and read at once: bounds the memory used
     timeout = 60  # seconds a client may stall mid-request before its connection is dropped
@@ -92,7 +91,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         path = urlsplit(self.path).path
         if path == "/api/info":
-            return self.send_json(HTTPStatus.OK, {"model": self.model_name, "decoders": list(self.readers),
+            return self.send_json(HTTPStatus.OK, {"model": self.model_name, "decoders": list(self.models),
                                                   "max_upload_bytes": MAX_UPLOAD_BYTES})
         if path not in STATIC_FILES:
             return self.send_json(HTTPStatus.NOT_FOUND, {"error": f"nothing at {path}; the page is at /"})
@@ -121,9 +120,9 @@ class Handler(BaseHTTPRequestHandler):
             self.drop_body()
             raise BadRequest(HTTPStatus.NOT_FOUND, f"nothing to POST to at {url.path}; send images to /api/read")
         decoder = parse_qs(url.query).get("decoder", ["greedy"])[-1]
-        if decoder not in self.readers:
+        if decoder not in self.models:
             self.drop_body()
-            raise BadRequest(HTTPStatus.BAD_REQUEST, f"unknown decoder {decoder!r}; this model offers {', '.join(self.readers)}")
+            raise BadRequest(HTTPStatus.BAD_REQUEST, f"unknown decoder {decoder!r}; this model offers {', '.join(self.models)}")
         content_type = self.headers.get("Content-Type", "")
         if not content_type.startswith("image/"):
             self.drop_body()
@@ -145,7 +144,7 @@ class Handler(BaseHTTPRequestHandler):
             image = image_from_upload(data)
             start = time.perf_counter()
             try:
-                result = self.readers[decoder].read_page(image)
+                result = self.models[decoder].read_page(image)
             except UnreadableImage as e:
                 raise BadRequest(HTTPStatus.BAD_REQUEST, f"cannot read this image: {e}") from None
         return {**result, "decoder": decoder, "seconds": round(time.perf_counter() - start, 3)}
@@ -210,11 +209,11 @@ class Handler(BaseHTTPRequestHandler):
 
 def serve(model_path, host, port):
     """Loads the model and serves the page until Ctrl+C."""
-    Handler.readers = load_readers(model_path)
-    Handler.model_name = Handler.readers["greedy"].model_path
+    Handler.models = load_models(model_path)
+    Handler.model_name = Handler.models["greedy"].model_path
     server = ThreadingHTTPServer((host, port), Handler)
     url_host = f"[{host}]" if ":" in host else host
-    print(f"Reading with {Handler.model_name} ({', '.join(Handler.readers)}) on http://{url_host}:{server.server_port}/ "
+    print(f"Reading with {Handler.model_name} ({', '.join(Handler.models)}) on http://{url_host}:{server.server_port}/ "
           "(Ctrl+C stops it)", flush=True)
     try:
         server.serve_forever()

@@ -8,10 +8,9 @@
     python inferenceModel.py --page scan.jpg --output-dir pages/ --preview     # a whole line or page: words, lines, text
 
 The .onnx file is all it needs: train.py stores the vocabulary and input size in its metadata.
-A page's way to text: segmentation.py finds its lines and words, ImageToWordModel.read_page reads them.
-An image's way to a word, top to bottom: read_image -> ImageToWordModel.resize -> .probabilities
-(the network) -> .decode (ctc_decoding.py), which also gives each text a confidence: the model's
-probability of that text. predict_files runs it over many files in batches.
+The script reads top to bottom: parse the flags, load the model, read the images (files, a CSV,
+or --page pages), score the readings, write the outputs. An image's way to a word is in
+htr.recognizer (prepared by htr.preprocess, decoded by htr.decoding); a page's in htr.pages.
 """
 import argparse
 import os
@@ -21,48 +20,18 @@ import cv2
 import numpy as np
 
 from htr.data.labels_csv import DatasetError, read_labelled_csv
-from htr.quantize import quantize_model
 from htr.files import write_file
 from htr.images import IMAGE_EXTENSIONS, UnreadableImage, list_images, read_image
 from htr.pages.output import draw_page, page_json
 from htr.preview import write_preview
+from htr.quantize import quantize_model
 from htr.recognizer import ImageToWordModel, ModelFileError, newest_model_dir, predict_files
 from htr.scoring import confidence_auroc, score, write_predictions
 
 PREVIEW_IMAGES = 24  # --preview shows the first this many images
 
 
-def read_pages(model, paths, output_dir, preview):
-    """inferenceModel.py --page: each image's read_page result to output_dir/NAME.json ("image": its path),
-    its text to stdout and, with preview, its picture to output_dir/NAME.preview.png. An image that
-    cannot be read is reported in one line and the others go on; the exit code says if any failed."""
-    try:
-        os.makedirs(output_dir, exist_ok=True)
-    except OSError as e:
-        sys.exit(f"error: cannot create --output-dir {output_dir}: {e.strerror or e}")
-    failed = 0
-    for path in paths:
-        try:
-            image = read_image(path)
-            result = {"image": path, **model.read_page(image)}
-        except UnreadableImage as e:
-            print(f"skipped {path}: {e}", file=sys.stderr)
-            failed += 1
-            continue
-        stem = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
-        try:
-            write_file(stem + ".json", page_json(result))
-            if preview:
-                write_file(stem + ".preview.png", cv2.imencode(".png", draw_page(image, result))[1].tobytes())
-        except OSError as e:
-            sys.exit(f"error: cannot write {stem}.json: {e.strerror or e}; check that {output_dir} is writable")
-        print(f"== {path}: {len(result['words'])} words in {len(result['lines'])} lines -> {stem}.json")
-        print(result["text"] if result["words"] else "(no writing found)")
-    if failed:
-        sys.exit(f"error: {failed} of {len(paths)} images could not be read (listed above)")
-
-
-def main(argv=None):
+def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("images", nargs="*",
                         help="image files or folders to read (no labels: prints path<TAB>text<TAB>confidence)")
@@ -93,46 +62,87 @@ def main(argv=None):
         parser.error(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.beam_width < 1:
         parser.error(f"--beam-width must be at least 1, got {args.beam_width}")
+    return args
 
-    try:
-        model_path = args.model or newest_model_dir()
-        if args.quantize:
-            model_path = quantize_model(model_path)
-        model = ImageToWordModel(model_path, args.decoder, args.beam_width, args.lexicon)
-        if args.page:
-            return read_pages(model, args.page, args.output_dir, args.preview is not None)
-        if args.images:
-            rows = [(path, None) for path in list_images(args.images)]
-            if not rows:
-                raise ModelFileError(f"no {'/'.join(IMAGE_EXTENSIONS)} files in {' '.join(args.images)}")
-        else:
-            csv_path = args.csv or os.path.join(os.path.dirname(model.model_path), "val.csv")
-            rows = read_labelled_csv(csv_path)
-            print(f"Model {model.model_path}, {len(rows)} labelled images from {csv_path}")
-    except (ModelFileError, DatasetError) as e:
-        sys.exit(f"error: {e}")
 
-    predictions, prediction_confidences = predict_files(model, [path for path, _ in rows], args.batch_size,
-                                                        progress=not args.images)
+def load_model(args):
+    """The model --model names (else the newest under Models/), its int8 copy with --quantize."""
+    model_path = args.model or newest_model_dir()
+    if args.quantize:
+        model_path = quantize_model(model_path)
+    return ImageToWordModel(model_path, args.decoder, args.beam_width, args.lexicon)
+
+
+def read_rows(args, model):
+    """(image path, label) rows to read: the images given (label None), else a labelled CSV."""
     if args.images:
-        for (path, _), text, confidence in zip(rows, predictions, prediction_confidences):
-            if text is not None:
-                print(f"{path}\t{text}\t{confidence:.4f}")
-    else:
-        unknown = sorted(set("".join(label for _, label in rows)) - set(model.vocab))
-        if unknown:
-            n_labels = sum(not set(label) <= set(model.vocab) for _, label in rows)
-            print(f"note: {n_labels} labels use characters the model cannot write ({''.join(unknown)}); they count as errors")
-        summary, per_word_cer = score(rows, predictions)
-        print(f"Average CER: {summary['average_cer']:.4f}")
-        print(f"Corpus CER: {summary['corpus_cer']:.4f}")
-        print(f"Word accuracy: {summary['word_accuracy']:.4f} ({summary['words']} words)")
-        auroc = confidence_auroc(rows, predictions, prediction_confidences)
-        print(f"Confidence AUROC: {auroc:.4f} (how often a correct reading has a higher confidence than a wrong one)"
-              if not np.isnan(auroc) else "Confidence AUROC: none (it needs some readings right and some wrong)")
+        rows = [(path, None) for path in list_images(args.images)]
+        if not rows:
+            raise ModelFileError(f"no {'/'.join(IMAGE_EXTENSIONS)} files in {' '.join(args.images)}")
+        return rows
+    csv_path = args.csv or os.path.join(os.path.dirname(model.model_path), "val.csv")
+    rows = read_labelled_csv(csv_path)
+    print(f"Model {model.model_path}, {len(rows)} labelled images from {csv_path}")
+    return rows
+
+
+def read_pages(model, paths, output_dir, preview):
+    """--page: each image's read_page result to output_dir/NAME.json ("image": its path), its text
+    to stdout and, with preview, its picture to output_dir/NAME.preview.png. An image that cannot
+    be read is reported in one line and the others go on; the exit code says if any failed."""
     try:
-        if args.output and not args.images:
-            target = args.output
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as e:
+        sys.exit(f"error: cannot create --output-dir {output_dir}: {e.strerror or e}")
+    failed = 0
+    for path in paths:
+        try:
+            image = read_image(path)
+            result = {"image": path, **model.read_page(image)}
+        except UnreadableImage as e:
+            print(f"skipped {path}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        stem = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
+        try:
+            write_file(stem + ".json", page_json(result))
+            if preview:
+                write_file(stem + ".preview.png", cv2.imencode(".png", draw_page(image, result))[1].tobytes())
+        except OSError as e:
+            sys.exit(f"error: cannot write {stem}.json: {e.strerror or e}; check that {output_dir} is writable")
+        print(f"== {path}: {len(result['words'])} words in {len(result['lines'])} lines -> {stem}.json")
+        print(result["text"] if result["words"] else "(no writing found)")
+    if failed:
+        sys.exit(f"error: {failed} of {len(paths)} images could not be read (listed above)")
+
+
+def print_readings(rows, predictions, prediction_confidences):
+    for (path, _), text, confidence in zip(rows, predictions, prediction_confidences):
+        if text is not None:
+            print(f"{path}\t{text}\t{confidence:.4f}")
+
+
+def print_scores(rows, predictions, prediction_confidences, vocab):
+    """Prints the CERs, the word accuracy and the confidence AUROC; returns each row's CER."""
+    unknown = sorted(set("".join(label for _, label in rows)) - set(vocab))
+    if unknown:
+        n_labels = sum(not set(label) <= set(vocab) for _, label in rows)
+        print(f"note: {n_labels} labels use characters the model cannot write ({''.join(unknown)}); they count as errors")
+    summary, per_word_cer = score(rows, predictions)
+    print(f"Average CER: {summary['average_cer']:.4f}")
+    print(f"Corpus CER: {summary['corpus_cer']:.4f}")
+    print(f"Word accuracy: {summary['word_accuracy']:.4f} ({summary['words']} words)")
+    auroc = confidence_auroc(rows, predictions, prediction_confidences)
+    print(f"Confidence AUROC: {auroc:.4f} (how often a correct reading has a higher confidence than a wrong one)"
+          if not np.isnan(auroc) else "Confidence AUROC: none (it needs some readings right and some wrong)")
+    return per_word_cer
+
+
+def write_outputs(args, rows, predictions, prediction_confidences, per_word_cer):
+    """--output's CSV of the scored rows (labelled images only) and --preview's picture of the first images."""
+    target = args.output
+    try:
+        if args.output and per_word_cer is not None:
             write_predictions(rows, predictions, prediction_confidences, per_word_cer, args.output)
         if args.preview:
             target = args.preview
@@ -143,6 +153,26 @@ def main(argv=None):
             print(f"Preview: {args.preview}", file=sys.stderr)
     except OSError as e:
         sys.exit(f"error: cannot write {target}: {e.strerror or e}; check that its folder exists and is writable")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        model = load_model(args)
+        if args.page:
+            return read_pages(model, args.page, args.output_dir, args.preview is not None)
+        rows = read_rows(args, model)
+    except (ModelFileError, DatasetError) as e:
+        sys.exit(f"error: {e}")
+
+    predictions, prediction_confidences = predict_files(model, [path for path, _ in rows], args.batch_size,
+                                                        progress=not args.images)
+    per_word_cer = None  # unlabelled images: nothing to score
+    if args.images:
+        print_readings(rows, predictions, prediction_confidences)
+    else:
+        per_word_cer = print_scores(rows, predictions, prediction_confidences, model.vocab)
+    write_outputs(args, rows, predictions, prediction_confidences, per_word_cer)
 
     failed = sum(text is None for text in predictions)
     if failed:

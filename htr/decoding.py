@@ -89,7 +89,7 @@ def ctc_log_likelihoods(probabilities, texts, vocab):
     e.g. "-h-e-l-l-o-". At each step a path stays on its symbol, moves to the next one, or
     skips a blank between two different characters. The sums are kept as probabilities, each
     text's rescaled to add up to 1 after every step so they cannot underflow; the logs of the
-    scales add up to the log-likelihood (the same numbers as summing in log space, 4x faster)."""
+    scales add up to the log-likelihood (the same numbers as summing in log space, and faster)."""
     p = np.asarray(probabilities, dtype=np.float64)
     if p.ndim == 2:
         p = np.broadcast_to(p, (len(texts), *p.shape))  # a view: the one image is not copied
@@ -144,12 +144,10 @@ def lexicon_decode(probabilities, free_text, lexicon, vocab, margin=LEXICON_MARG
     """The lexicon word (from read_lexicon) most likely under the model, or `free_text`
     (greedy or beam output) when that is more than e^margin times as likely.
 
-    Without the margin every word missing from the lexicon would become an error. e^5 was set
-    before any evaluation; on the George Washington validation words (62% of them in the training
-    lexicon) margins from 2 to 5 gave the best CER, 10 and more forced too many unknown words
-    into lexicon words. Only words within LEXICON_LENGTH_WINDOW characters of the free reading's
-    length are scored: others need many edits, so they would hardly ever come close, and scoring
-    every word of a large lexicon for every image is slow."""
+    Without the margin every word missing from the lexicon would become an error; too wide a
+    margin forces unknown words into lexicon words. Only words within LEXICON_LENGTH_WINDOW
+    characters of the free reading's length are scored: others need many edits, so they would
+    hardly ever come close, and scoring every word of a large lexicon for every image is slow."""
     start = bisect_left(lexicon, len(free_text) - LEXICON_LENGTH_WINDOW, key=len)
     stop = bisect_right(lexicon, len(free_text) + LEXICON_LENGTH_WINDOW, key=len)
     candidates = lexicon[start:stop]

@@ -1,7 +1,7 @@
 """The exported ONNX model and what it needs around it: the input preparation training used,
 and CTC decoding of its output into texts with confidences.
 
-An image's way to a word: htr.images.read_image -> ImageToWordModel.resize -> .probabilities
+An image's way to a word: htr.images.read_image -> ImageToWordModel.resize (htr.preprocess) -> .probabilities
 (the network) -> .decode (htr.decoding), which also gives each text a confidence: the model's
 probability of that text. predict_files runs it over many files in batches."""
 import glob
@@ -10,17 +10,15 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import numpy as np
 import onnxruntime as ort
 from mltu.inferenceModel import OnnxInferenceModel
-from mltu.transformers import ImageResizer
 from tqdm import tqdm
 
-from htr.data.augment import crop_to_ink
 from htr.decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
 from htr.images import UnreadableImage, read_image
 from htr.pages.reading import read_page
+from htr.preprocess import prepare
 
 # predict_files works on this many batches at once, one per core this process may use.
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -31,12 +29,9 @@ class ModelFileError(Exception):
 
 
 def session_options():
-    """One onnxruntime thread per model call: predict_files runs one batch per core at once
-    instead. Measured on 2 cores (bench.py inference): one 2-thread call at a time makes every
-    layer wait for its slower half, and for any image reader that takes the other core; two
-    1-thread calls at once ran the model alone ~11% faster, and files-to-text ~13% faster.
-    (With no thread pool there are no idle threads left to spin-wait, which had slowed a shared
-    machine by more than 2x.)"""
+    """One onnxruntime thread per model call: predict_files runs one batch per core at once instead,
+    as one many-threaded call at a time makes every layer wait for its slowest thread, and for any
+    image reading that takes a core. (With no thread pool, no idle threads spin-wait on a shared machine.)"""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     return options
@@ -65,7 +60,17 @@ class ImageToWordModel(OnnxInferenceModel):
             self.model = ort.InferenceSession(model_path, session_options(), providers=execution_providers())
         except Exception as e:
             raise ModelFileError(f"{model_path} is not a usable ONNX model ({str(e).splitlines()[0][:200]})") from e
+        self.read_metadata()
+        self.input_shapes = [meta.shape for meta in self.model.get_inputs()]
+        self.input_names = [meta.name for meta in self.model.get_inputs()]
+        self.output_names = [meta.name for meta in self.model.get_outputs()]
+        if len(self.input_shapes) != 1 or list(self.input_shapes[0][1:]) != [self.height, self.width, 3]:
+            raise ModelFileError(f"{model_path} takes input {self.input_shapes}, not [batch, {self.height}, {self.width}, 3] images")
+        self.decoder, self.beam_width = decoder, beam_width
+        self.lexicon = self.read_lexicon(lexicon_path) if lexicon_path else None
 
+    def read_metadata(self):
+        """The vocabulary, input size and preparation train.py stored in the model file, as JSON."""
         try:
             self.metadata = {key: json.loads(value) for key, value in self.model.get_modelmeta().custom_metadata_map.items()}
             self.vocab = self.metadata["vocab"]
@@ -77,35 +82,24 @@ class ImageToWordModel(OnnxInferenceModel):
             if self.crop not in (None, "columns", "band"):
                 raise ValueError
         except (KeyError, ValueError, TypeError):
-            raise ModelFileError(f"{model_path} has no vocabulary/input-size metadata; export it with train.py") from None
-        self.input_shapes = [meta.shape for meta in self.model.get_inputs()]
-        self.input_names = [meta.name for meta in self.model.get_inputs()]
-        self.output_names = [meta.name for meta in self.model.get_outputs()]
-        if len(self.input_shapes) != 1 or list(self.input_shapes[0][1:]) != [self.height, self.width, 3]:
-            raise ModelFileError(f"{model_path} takes input {self.input_shapes}, not [batch, {self.height}, {self.width}, 3] images")
+            raise ModelFileError(f"{self.model_path} has no vocabulary/input-size metadata; export it with train.py") from None
 
-        self.decoder, self.beam_width = decoder, beam_width
-        self.lexicon = None
-        if lexicon_path:
-            try:
-                self.lexicon, unspellable = read_lexicon(lexicon_path, self.vocab)
-            except (OSError, UnicodeDecodeError) as e:
-                raise ModelFileError(f"cannot read the lexicon {lexicon_path}: {e}") from e
-            if not self.lexicon:
-                raise ModelFileError(f"{lexicon_path} has no word the model can spell; pass a UTF-8 file with one word per line")
-            if unspellable:
-                print(f"lexicon {lexicon_path}: left out {unspellable} words with characters the model cannot write",
-                      file=sys.stderr)
+    def read_lexicon(self, lexicon_path):
+        """The lexicon's words the model can spell (htr.decoding.read_lexicon); says how many it left out."""
+        try:
+            lexicon, unspellable = read_lexicon(lexicon_path, self.vocab)
+        except (OSError, UnicodeDecodeError) as e:
+            raise ModelFileError(f"cannot read the lexicon {lexicon_path}: {e}") from e
+        if not lexicon:
+            raise ModelFileError(f"{lexicon_path} has no word the model can spell; pass a UTF-8 file with one word per line")
+        if unspellable:
+            print(f"lexicon {lexicon_path}: left out {unspellable} words with characters the model cannot write",
+                  file=sys.stderr)
+        return lexicon
 
     def resize(self, image):
-        """Any BGR image -> the model's input size, exactly as train.py's CropToInk and ImageResizer
-        do it: cut to the ink at the left and right (--crop band: to its writing band above and below
-        too), then stretched, or scaled to fit and padded with white."""
-        if self.crop:
-            image = crop_to_ink(image, band=self.crop == "band")
-        if self.keep_aspect_ratio:
-            return ImageResizer.resize_maintaining_aspect_ratio(image, self.width, self.height, (255, 255, 255))
-        return cv2.resize(image, (self.width, self.height))
+        """Any BGR image -> the model's input, prepared as training prepared it (htr.preprocess.prepare)."""
+        return prepare(image, self.height, self.width, self.crop, self.keep_aspect_ratio)
 
     def probabilities(self, images):
         """Resized images (batch, height, width, 3) -> (batch, time steps, len(vocab) + 1)."""
@@ -113,7 +107,7 @@ class ImageToWordModel(OnnxInferenceModel):
 
     def decode(self, probabilities):
         """Per-time-step probabilities -> (texts, confidences), with the decoder and lexicon chosen
-        in __init__; each confidence in [0, 1] is the model's probability of its text (ctc_decoding.confidences)."""
+        in __init__; each confidence in [0, 1] is the model's probability of its text (htr.decoding.confidences)."""
         if self.decoder == "greedy":
             texts = greedy_decode(probabilities, self.vocab)
         else:
@@ -134,7 +128,6 @@ class ImageToWordModel(OnnxInferenceModel):
     def read_page(self, image):
         """A word, a line or a page -> its words, lines and text (htr.pages.reading.read_page)."""
         return read_page(self, image)
-
 
 
 def predict_files(model, paths, batch_size, progress=False):

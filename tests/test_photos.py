@@ -11,9 +11,10 @@ import onnx
 import onnxruntime as ort
 import yaml
 
-from htr.data.augment import RandomPhoto, crop_to_ink, photo_like
+from htr.data.augment import RandomPhoto, photo_like
 from conftest import run_script
 from htr.images import read_image
+from htr.preprocess import crop_to_ink
 from htr.recognizer import ImageToWordModel
 
 

@@ -1,15 +1,11 @@
 """Augmentations handwriting needs that mltu does not ship, as mltu augmentors, so they sit
-in the DataProvider's list next to mltu's own (train.py: training_augmentors); photo_like,
-which turns a scanned word into what a phone photo of it looks like (bench.py photos, RandomPhoto);
-and crop_to_ink, which training (CropToInk) and inference (ImageToWordModel.resize) both apply
-before resizing, so a loosely cropped photo fills the model's width as a scan does."""
+in the DataProvider's list next to mltu's own (htr.data.pipeline.training_augmentors); and
+photo_like, which turns a scanned word into what a phone photo of it looks like (the photos
+benchmark, RandomPhoto)."""
 import cv2
 import numpy as np
 from mltu.annotations.images import Image
 from mltu.augmentors import Augmentor, randomness_decorator
-from mltu.transformers import Transformer
-
-from htr.pages.segmentation import writing_band
 
 
 class RandomShear(Augmentor):
@@ -103,52 +99,4 @@ class RandomPhoto(Augmentor):
     @randomness_decorator
     def __call__(self, image: Image, annotation):
         image.update(photo_like(image.numpy(), np.random.default_rng(np.random.randint(2**31))))
-        return image, annotation
-
-
-def crop_to_ink(image, band=False):
-    """A word image (BGR uint8) cut at the left and right to its ink, plus a small margin: a
-    photo's loose crop would otherwise squeeze the word into part of the model's width, which
-    a scan's tight crop fills. Top and bottom stay: where the ink sits in the height tells a
-    small letter from a capital or an ascender (cropping them to the ink too stretched short words
-    to the full height, and a model trained so read scans far worse).
-
-    band=True (train.py --crop band, for photos) also cuts the paper above and below that lies
-    beyond the word's writing band, ascender line to descender line, placed from the rows that hold
-    the middle half of its ink as segmentation.py places a line's band (writing_band): a loosely
-    cropped photo gets a scan's proportions, while a scan, already cut to its band, keeps nearly all
-    its height, and no ink is ever cut.
-
-    Ink is what is clearly darker than the paper around it, as in model.py's PaperNormalization:
-    the paper's brightness is the brightest grey within a quarter of the image's height, so tinted
-    paper, uneven light and (mostly) shadows are not ink. Pixels at least half as dark, against
-    their paper, as the darkest ink count, down to 0.15 so noise never does. A page with no ink
-    comes back as it is."""
-    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    height, width = grey.shape
-    window = max(3, height // 4)
-    paper = cv2.blur(cv2.dilate(grey, np.ones((window, window), np.uint8)), (window, window))
-    ink = cv2.blur(1 - grey / np.maximum(paper, 1), (3, 3))
-    mask = ink > max(0.5 * ink.max(), 0.15)
-    columns = np.flatnonzero(mask.any(axis=0))
-    if not len(columns):
-        return image
-    margin = max(1, height // 50)
-    top, bottom = 0, height
-    if band:
-        rows = np.nonzero(mask)[0]
-        band_top, band_bottom = writing_band(*np.percentile(rows, [25, 75]))
-        top = int(max(0, min(band_top, rows.min() - margin)))
-        bottom = int(min(height, max(band_bottom, rows.max() + margin + 1)))
-    return image[top:bottom, max(columns[0] - margin, 0):min(columns[-1] + margin + 1, width)]
-
-
-class CropToInk(Transformer):
-    """crop_to_ink in the DataProvider, before ImageResizer, as ImageToWordModel.resize does it."""
-
-    def __init__(self, band=False):
-        self.band = band
-
-    def __call__(self, image: Image, annotation):
-        image.update(crop_to_ink(image.numpy(), band=self.band))
         return image, annotation

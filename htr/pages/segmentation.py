@@ -9,9 +9,9 @@ height of its ink components, each line's x-height), so the same code works on a
 image and on a 12-megapixel photo.
 
 1. Greyscale and background flattening. The paper's brightness is estimated by a grey-level
-   closing (a maximum filter several pen widths wide, so it erases every stroke, then a box blur),
-   on a copy a quarter the size; dividing the page by it turns uneven light, shadows and toned
-   paper into even white, so one threshold fits the whole page.
+   closing (htr.preprocess.paper_brightness: a maximum filter several pen widths wide, so it
+   erases every stroke, then a box blur), on a copy a quarter the size; dividing the page by it
+   turns uneven light, shadows and toned paper into even white, so one threshold fits the whole page.
 2. Binarisation: Otsu's threshold on the flattened darkness, never below MIN_INK_CONTRAST, so
    that a page of bare paper and noise has no ink rather than ink made of noise. Specks smaller
    than a dot of the pen are dropped. The rules of ruled paper and forms (straight strokes along
@@ -48,13 +48,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from htr.preprocess import paper_brightness, writing_band
+
 MIN_INK_CONTRAST = 0.2  # ink is at least this much darker than the paper around it (fraction of its brightness)
 MAX_SKEW = 3.0  # degrees either way the page may be rotated
 WORD_GAP = 0.6  # a gap wider than this many x-heights separates two words
 RULE_LENGTH = 40  # a straight stroke at least this many pen widths long (and a third of the page) is a rule, not writing
-# In a gw_words image (a word cut to its line's band, 120 pixels high), a quarter of the line's ink lies
-# above 43% of the height and three quarters above 61% (medians over the validation lines).
-LINE_QUARTILES = (0.433, 0.608)
 
 
 @dataclass
@@ -67,15 +66,12 @@ class Word:
 def flatten(gray):
     """Grey page -> darkness in [0, 1] relative to the paper under it (0 paper, 1 black). The paper is
     the brightest level within a window several pen widths wide (a first guess at the ink, by Otsu's
-    threshold on the raw page, gives the pen) and at least an eighth of the page."""
+    threshold on the raw page, gives the pen) and at least an eighth of the page, estimated on a copy
+    a quarter the size when the page is large enough."""
     pen = stroke_width(cv2.threshold(gray, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)[1] > 0)
     shrink = 4 if min(gray.shape) >= 256 else 1
-    small = cv2.resize(gray, None, fx=1 / shrink, fy=1 / shrink, interpolation=cv2.INTER_AREA) if shrink > 1 else gray
-    size = max(3, round(max(min(gray.shape) / 8, 6 * pen) / shrink)) | 1
-    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
-    paper = cv2.blur(cv2.dilate(small, kernel), (size, size))
-    paper = cv2.resize(paper, (gray.shape[1], gray.shape[0]), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-    return np.clip(1 - gray.astype(np.float32) / np.maximum(paper, 1), 0, 1)
+    window = max(3, round(max(min(gray.shape) / 8, 6 * pen) / shrink)) | 1
+    return np.clip(1 - gray.astype(np.float32) / np.maximum(paper_brightness(gray, window, shrink), 1), 0, 1)
 
 
 def binarize(darkness):
@@ -196,29 +192,45 @@ def find_words(image):
     if not keep.any():
         return []
     ys, xs = np.nonzero(keep[labels])
+    order = np.argsort(labels[ys, xs], kind="stable")  # each component's pixels in one slice
+    ys, xs = ys[order], xs[order]
     component = labels[ys, xs]
-    letter_size = float(np.median(stats[keep, cv2.CC_STAT_HEIGHT]))
 
     angle = estimate_skew(xs.astype(np.float64), ys.astype(np.float64), max(1.0, pen / 2))
-    rotation, (out_w, out_h) = rotation_onto_canvas(gray.shape[1], gray.shape[0], angle)
+    rotation, canvas = rotation_onto_canvas(gray.shape[1], gray.shape[0], angle)
     xr = rotation[0, 0] * xs + rotation[0, 1] * ys + rotation[0, 2]
     yr = rotation[1, 0] * xs + rotation[1, 1] * ys + rotation[1, 2]
+    letter_size = float(np.median(stats[keep, cv2.CC_STAT_HEIGHT]))
+    line_of_pixel, core_centre = assign_lines(xs, ys, xr, yr, component, keep, pen, letter_size, canvas, gray.shape)
+    if line_of_pixel is None:
+        return []
+
+    lines = [cut_line_into_words(*(a[line_of_pixel == line] for a in (xs, ys, xr, yr, component)), pen)
+             for line in np.argsort(core_centre) if (line_of_pixel == line).any()]
+    lines = attach_fragments(lines)
+    add_dots(lines, labels, stats, pen, rotation)
+    return make_words(lines, darkness, rotation, pen)
+
+
+def assign_lines(xs, ys, xr, yr, component, keep, pen, letter_size, canvas, shape):
+    """The ink pixels (page and deskewed coordinates, ordered by component; `keep` marks the components
+    that are ink) -> (the line of each pixel, each line's centre row, deskewed), or (None, None) when
+    no line is found. Every component goes to the line whose core holds its ink, a piece in no core
+    to the line of the nearest ink in one (give_loose_pieces), one in two cores is split between them
+    (split_along_ink)."""
+    out_w, out_h = canvas
     col, row = np.clip(np.round(xr).astype(int), 0, out_w - 1), np.clip(np.round(yr).astype(int), 0, out_h - 1)
     ink_rotated = np.zeros((out_h, out_w), bool)
     ink_rotated[row, col] = True
-
     cores, n_cores = find_lines(ink_rotated, letter_size)
     if n_cores == 0:
-        return []
+        return None, None
     core_of_pixel = cores[row, col]  # 0: outside every core
     in_core = core_of_pixel > 0
     core_centre = np.array([np.median(yr[core_of_pixel == c]) if (core_of_pixel == c).any() else np.inf
                             for c in range(1, n_cores + 1)])
 
-    # Each component's pixels go to a line; order the pixels by component to work on them in slices.
-    order = np.argsort(component, kind="stable")
-    xs, ys, xr, yr, component, core_of_pixel, in_core = (a[order] for a in (xs, ys, xr, yr, component, core_of_pixel, in_core))
-    starts = np.searchsorted(component, np.arange(count + 1))
+    starts = np.searchsorted(component, np.arange(len(keep) + 1))
     line_of_pixel = np.full(len(xs), -1, np.int64)
     loose = []  # components in no core
     for label in np.nonzero(keep)[0]:
@@ -233,16 +245,14 @@ def find_words(image):
             lines_touched = big[np.argsort(core_centre[big])]
             line_of_pixel[part] = split_along_ink(xs[part], ys[part], core_of_pixel[part] - 1, lines_touched)
     if loose:
-        line_of_pixel = give_loose_pieces(loose, starts, xs, ys, yr, line_of_pixel, core_centre, gray.shape)
+        line_of_pixel = give_loose_pieces(loose, starts, xs, ys, yr, line_of_pixel, core_centre, shape)
+    return line_of_pixel, core_centre
 
-    lines = []
-    for line in np.argsort(core_centre):
-        mine = line_of_pixel == line
-        if mine.any():
-            lines.append(split_words(xs[mine], ys[mine], xr[mine], yr[mine], component[mine], pen))
-    lines = attach_fragments(lines)
-    add_dots(lines, labels, stats, pen, rotation)
-    owner = np.zeros(gray.shape, np.float32)  # each ink pixel's word, numbered from 1 in reading order (0: none)
+
+def make_words(lines, darkness, rotation, pen):
+    """Lines of (words' pixels, x-height, quartiles) -> lines of Words, each word's ink without the
+    ink of the others (make_word)."""
+    owner = np.zeros(darkness.shape, np.float32)  # each ink pixel's word, numbered from 1 in reading order (0: none)
     for number, (xs, ys, _, _) in enumerate((pixels for words, _, _ in lines for pixels in words), start=1):
         owner[ys, xs] = number
     numbers = itertools.count(1)
@@ -297,7 +307,7 @@ def give_loose_pieces(loose, starts, xs, ys, yr, line_of_pixel, core_centre, sha
     return line_of_pixel
 
 
-def split_words(xs, ys, xr, yr, component, pen):
+def cut_line_into_words(xs, ys, xr, yr, component, pen):
     """One line's ink pixels -> (its words, each (xs, ys, xr, yr) pixel arrays, left to right; the line's
     x-height; the quartiles of its rows, deskewed). Gaps are measured in the x-height band, so that
     an f's or a g's tail reaching under the next word does not bridge the gap; each ink component
@@ -419,19 +429,12 @@ def make_word(pixels, number, line_quartiles, darkness, owner, rotation, pen):
     return Word(box, np.where(keep, shades, 0), tuple(float(q - rows.min()) for q in line_quartiles))
 
 
-def writing_band(first, third):
-    """The rows of a line's writing band, ascender line to descender line, from the rows above which a
-    quarter and three quarters of its ink lie, placed as gw_words places them (LINE_QUARTILES)."""
-    height = max(third - first, 1) / (LINE_QUARTILES[1] - LINE_QUARTILES[0])
-    return first - LINE_QUARTILES[0] * height, first + (1 - LINE_QUARTILES[0]) * height
-
-
 def reading_images(word):
     """The two ways a word is shown to the recognizer, without other words' ink, dark on white:
     cut tight around the ink with a margin of 3% (as IAM and the demo set cut words), and cut to its
     line's writing band (as gw_words cuts them: every word of a line in the same band, ascender line
     to descender line, so a word without ascenders keeps the empty space above it). The band is
-    placed by LINE_QUARTILES, measured on gw_words."""
+    placed by htr.preprocess.writing_band, as on gw_words."""
     ink = np.round(255 * (1 - word.ink)).astype(np.uint8)
     margin = max(1, round(0.03 * ink.shape[0]))
     tight = np.pad(ink, margin, constant_values=255)
