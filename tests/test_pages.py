@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.bench import box_iou, compose_page, dataset_lines, matched_boxes
+from htr.pages.compose import box_iou, compose_page, dataset_lines, matched_boxes
 from conftest import GW_WORDS, run_script
 from htr.images import UnreadableImage, read_image
 from htr.recognizer import ImageToWordModel
