@@ -214,7 +214,7 @@ def test_validation_preview_logs_images_and_text_to_tensorboard(tmp_path):
 
 
 def test_bench_inference_reports_every_path_on_the_same_images(model_dir):
-    result = run_script("bench.py", "inference", "--model", model_dir, "--images", 8, "--quantize")
+    result = run_script("benchmarks.speed", "inference", "--model", model_dir, "--images", 8, "--quantize")
     assert result.returncode == 0, result.stderr[-3000:]
     assert ": 8 images from" in result.stdout
     for line in ["tutorial loop", "batched, files to text", "model alone", "int8 batched", "int8 model alone", "average CER"]:

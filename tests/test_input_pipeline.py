@@ -96,7 +96,7 @@ def test_demo_set_is_the_same_with_any_number_of_processes(tmp_path):
 
 
 def test_bench_pipeline_short_run(demo_dir):
-    result = run_script("bench.py", "pipeline", "--data-dir", demo_dir, "--workers", 2, "--batches", 5, "--steps", 2)
+    result = run_script("benchmarks.speed", "pipeline", "--data-dir", demo_dir, "--workers", 2, "--batches", 5, "--steps", 2)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert re.search(r"model alone, training on in-memory batches .*: \d+ samples/s$", lines[-3])

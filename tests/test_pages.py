@@ -272,7 +272,7 @@ def test_page_command(trained_model_dir, demo_lines, tmp_path):
 
 
 def test_bench_pages(trained_model_dir, demo_dir):
-    result = run_script("bench.py", "pages", "--model", trained_model_dir, "--data-dir", demo_dir, "--pages", 2, "--lines", 3)
+    result = run_script("benchmarks.quality", "pages", "--model", trained_model_dir, "--data-dir", demo_dir, "--pages", 2, "--lines", 3)
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.search(r"precision [\d.]+, recall [\d.]+, F1 [\d.]+", result.stdout)
     assert re.search(r"page CER [\d.]+% against [\d.]+% for the same words cropped by hand", result.stdout)

@@ -140,7 +140,7 @@ def test_training_and_inference_prepare_an_image_alike(trained_model_dir, tmp_pa
 
 
 def test_bench_photos_scores_scans_and_photos(trained_model_dir):
-    result = run_script("bench.py", "photos", "--model", trained_model_dir, "--images", 6, "--seed", 1)
+    result = run_script("benchmarks.quality", "photos", "--model", trained_model_dir, "--images", 6, "--seed", 1)
     assert result.returncode == 0, result.stderr[-3000:]
     assert ": 6 labelled images from" in result.stdout
     for name in ("scans", "photos"):

@@ -71,7 +71,7 @@ def test_slant_keeps_the_ink_and_fills_with_white():
 
 
 def test_bench_train_measures_both_presets_and_the_tutorial_model_with_the_defaults(demo_dir):
-    result = run_script("bench.py", "train", "--data-dir", demo_dir, "--steps", 3)
+    result = run_script("benchmarks.speed", "train", "--data-dir", demo_dir, "--steps", 3)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = [line.strip() for line in result.stdout.splitlines()]
     for name, architecture, augmentation in (("tutorial", "tutorial", "tutorial"), ("default", "columns", "rich"),
@@ -158,6 +158,6 @@ def test_bench_budget_refuses_a_malformed_variant_before_training(tmp_path):
     (tmp_path / "splits").mkdir()
     for part in ("train", "valid"):
         (tmp_path / "splits" / f"{part}.txt").write_text("a01-000u\n")
-    result = run_script("bench.py", "budget", "--minutes", 1, "--data-dir", tmp_path, "--variant", "no colon here")
+    result = run_script("benchmarks.quality", "budget", "--minutes", 1, "--data-dir", tmp_path, "--variant", "no colon here")
     assert result.returncode != 0 and 'write it as "NAME: TRAIN.PY FLAGS"' in result.stderr
     assert "[tutorial preset]" not in result.stdout  # refused before the first run started
