@@ -74,14 +74,13 @@ def bench_photos(args):
 def budget_variants(args):
     """[(name, train.py flags), ...]: the tutorial preset, the defaults, then each --variant, every
     one's flags checked by train.py's parser before hours of training start."""
-    from htr.training.command_line import parse_train_args
-
     variants = [("tutorial preset", ["--preset", "tutorial"]), ("defaults", [])]
     for variant in args.variant:
         name, colon, flags = variant.partition(":")
         if not (colon and name.strip()):
             sys.exit(f'error: --variant "{variant}": write it as "NAME: TRAIN.PY FLAGS", e.g. "tutorial model: --architecture tutorial"')
         variants.append((name.strip(), flags.split()))
+    from htr.training.command_line import parse_train_args  # after the check above, which needs no training code
     for name, flags in variants:
         try:
             parse_train_args(["--data-dir", args.data_dir, "--minutes", str(args.minutes), *flags])
