@@ -1,6 +1,6 @@
 """Reading whole lines and pages: segmentation.py on pages composed from real word images (demo set,
 gw_words when present), read_page and inferenceModel.py --page on a real (tiny) trained model, bad
-images, and a short bench.py pages run."""
+images, and a short benchmarks.quality pages run."""
 import json
 import os
 import re
