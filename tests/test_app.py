@@ -23,7 +23,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_script
-from test_inference import random_model_dir  # noqa: F401 (a fixture: a model whose readings are not all "")
+
+pytestmark = pytest.mark.slow  # end to end: every test talks to app.py serving a model
 
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 

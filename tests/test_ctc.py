@@ -50,6 +50,7 @@ def model():
     return compiled_tutorial_model()
 
 
+@pytest.mark.slow
 def test_val_cer_is_computed_on_the_validation_set_alone(model):
     train_x, train_y = random_words(48, seed=1)
     val_x, val_y = random_words(24, seed=2)
@@ -64,6 +65,7 @@ def test_val_cer_is_computed_on_the_validation_set_alone(model):
     assert cer == pytest.approx(average_cer(model.predict(other_x, verbose=0), other_y), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_bfloat16_training_is_validated_in_float32():
     train_x, train_y = random_words(32, seed=1)
     val_x, val_y = random_words(24, seed=2)

@@ -127,6 +127,7 @@ def test_handwriting_fonts_are_found_and_drawn(tmp_path):
     assert 0 < graylevel < 255
 
 
+@pytest.mark.slow
 def test_command_line(tmp_path):
     command = [sys.executable, "-m", "htr.data.demo", "--dataset-dir", str(tmp_path / "demo"), "--num-words", "5", "--seed", "2"]
     first = subprocess.run(command, capture_output=True, text=True, check=True, cwd=REPO)

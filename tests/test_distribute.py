@@ -13,6 +13,8 @@ import yaml
 
 from conftest import GW_WORDS, REPO, run_script
 
+pytestmark = pytest.mark.slow  # end to end: every test runs a script or trains
+
 
 @pytest.fixture(scope="module")
 def uneven_demo_dir(tmp_path_factory):

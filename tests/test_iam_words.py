@@ -464,6 +464,7 @@ def aachen_archive(tmp_path):
     return archive.getvalue()
 
 
+@pytest.mark.slow
 def test_iam_trains_on_the_aachen_split_and_scores_the_test_set(tmp_path, serve):
     from conftest import run_script
     server = serve(aachen_archive(tmp_path))

@@ -68,6 +68,7 @@ def test_batched_and_one_by_one_predictions_are_identical(random_model_dir, demo
     assert all(0 <= confidence <= 1 for confidence in confidences)
 
 
+@pytest.mark.slow
 def test_the_int8_model_runs_and_mostly_agrees_with_the_float_model(model_dir, random_model_dir):
     int8_path = quantize_model(model_dir)
     assert int8_path == os.path.join(model_dir, "model.int8.onnx") and not os.path.exists(int8_path + ".tmp")
@@ -93,6 +94,7 @@ def test_the_preview_grid_has_a_cell_per_image(tmp_path):
     assert os.listdir(tmp_path) == ["preview.png"]
 
 
+@pytest.mark.slow
 def test_beam_lexicon_preview_and_output_together(model_dir, tmp_path):
     output, preview = str(tmp_path / "predictions.csv"), str(tmp_path / "preview.png")
     result = run_script("inferenceModel.py", "--model", model_dir, "--decoder", "beam", "--beam-width", 5, "--lexicon",
@@ -128,6 +130,7 @@ def write_bad_images(folder):
     return readable, failing
 
 
+@pytest.mark.slow
 def test_bad_images_get_one_line_each_and_the_rest_is_read(model_dir, tmp_path):
     readable, failing = write_bad_images(tmp_path)
     with open(tmp_path / "labels.csv", "w", encoding="utf-8") as f:
@@ -144,6 +147,7 @@ def test_bad_images_get_one_line_each_and_the_rest_is_read(model_dir, tmp_path):
     assert f"error: {len(failing)} of {len(readable) + len(failing)} images could not be read" in result.stderr
 
 
+@pytest.mark.slow
 def test_unlabelled_bad_images_fail_the_run_after_reading_the_others(model_dir, tmp_path):
     readable, failing = write_bad_images(tmp_path)
     result = run_script("inferenceModel.py", "--model", model_dir, tmp_path)  # a folder: the missing file is not in it
@@ -152,6 +156,7 @@ def test_unlabelled_bad_images_fail_the_run_after_reading_the_others(model_dir, 
         sorted(f"{name}.png" for name in readable)
 
 
+@pytest.mark.slow
 def test_labels_the_model_cannot_spell_count_as_errors_and_are_reported_once(model_dir, tmp_path):
     path = image_paths(model_dir, "val")[0]
     with open(tmp_path / "labels.csv", "w", encoding="utf-8") as f:
@@ -177,6 +182,7 @@ def onnx_model(path, input_shape, metadata):
     (["batch", 32, 128, 3], {}, "no vocabulary/input-size metadata"),
     (["batch", 10], {"vocab": '"ab"', "height": "32", "width": "128"}, "not [batch, 32, 128, 3] images"),
 ])
+@pytest.mark.slow
 def test_a_wrong_onnx_model_gets_one_clear_line(tmp_path, input_shape, metadata, message):
     path = str(tmp_path / "model.onnx")
     onnx_model(path, input_shape, metadata)
@@ -213,8 +219,9 @@ def test_validation_preview_logs_images_and_text_to_tensorboard(tmp_path):
     assert "| `ab` |" in table and "`\\|`" in table  # a "|" in a label would otherwise split the table's cells
 
 
+@pytest.mark.slow
 def test_bench_inference_reports_every_path_on_the_same_images(model_dir):
-    result = run_script("bench.py", "inference", "--model", model_dir, "--images", 8, "--quantize")
+    result = run_script("benchmarks.speed", "inference", "--model", model_dir, "--images", 8, "--quantize")
     assert result.returncode == 0, result.stderr[-3000:]
     assert ": 8 images from" in result.stdout
     for line in ["tutorial loop", "batched, files to text", "model alone", "int8 batched", "int8 model alone", "average CER"]:

@@ -95,8 +95,9 @@ def test_demo_set_is_the_same_with_any_number_of_processes(tmp_path):
     assert len(open(tmp_path / "one" / "words.txt").read().splitlines()) == 90 + 7  # words + header
 
 
+@pytest.mark.slow
 def test_bench_pipeline_short_run(demo_dir):
-    result = run_script("bench.py", "pipeline", "--data-dir", demo_dir, "--workers", 2, "--batches", 5, "--steps", 2)
+    result = run_script("benchmarks.speed", "pipeline", "--data-dir", demo_dir, "--workers", 2, "--batches", 5, "--steps", 2)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.strip().splitlines()
     assert re.search(r"model alone, training on in-memory batches .*: \d+ samples/s$", lines[-3])
@@ -104,6 +105,7 @@ def test_bench_pipeline_short_run(demo_dir):
     assert re.fullmatch(r"  pipeline alone, 2 workers \(\d+\.\d\dx one worker\): \d+ samples/s", lines[-1])
 
 
+@pytest.mark.slow
 def test_train_on_a_demo_set_of_n_words_with_two_workers(tmp_path):
     model_dir = tmp_path / "model"
     result = run_script("train.py", "--dataset", "demo", "--demo-words", 64, "--workers", 2, "--epochs", 1,

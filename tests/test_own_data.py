@@ -94,6 +94,7 @@ def test_labels_keep_spaces_and_unicode_and_the_random_split_follows_the_seed(tm
     ("path,text\na.png,word\n", "needs a first line naming the columns image_path,label (it has 'path,text')"),
     ("image_path,label\n" + "a.png,word\n" * 3, "3 usable rows (see the summary above); at least 10 are needed"),
 ])
+@pytest.mark.slow
 def test_a_csv_train_py_cannot_use_stops_the_run_with_one_line(tmp_path, content, message):
     cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8), np.uint8))
     (tmp_path / "labels.csv").write_text(content, encoding="utf-8")
@@ -106,6 +107,7 @@ def test_a_csv_train_py_cannot_use_stops_the_run_with_one_line(tmp_path, content
     assert not (tmp_path / "model" / "model.keras").exists()
 
 
+@pytest.mark.slow
 def test_training_on_a_labels_csv_folder(two_word_folder, tmp_path):
     model_dir = tmp_path / "model"
     result = run_script("train.py", "--data-dir", two_word_folder, "--epochs", 2, "--batch-size", 8, "--model-dir", model_dir)
@@ -129,6 +131,7 @@ def test_training_on_a_labels_csv_folder(two_word_folder, tmp_path):
     assert "3 labelled images" in result.stdout and "Average CER:" in result.stdout
 
 
+@pytest.mark.slow
 def test_fine_tuning_adds_units_for_new_characters(trained_model_dir, two_word_folder, tmp_path):
     """--init-from with --train-csv/--val-csv: the old vocabulary in its order, then the new
     characters; the exported ONNX model has one output per character plus the blank."""
@@ -160,6 +163,7 @@ def test_fine_tuning_adds_units_for_new_characters(trained_model_dir, two_word_f
     assert exported.graph.output[0].type.tensor_type.shape.dim[-1].dim_value == len(new["vocab"]) + 1
 
 
+@pytest.mark.slow
 def test_the_grown_model_reads_old_characters_as_the_starting_model(trained_model_dir, demo_dir):
     """Before any training, growing the vocabulary changes nothing the model reads: every old
     character and the blank keep their probabilities relative to each other, in the reader and in
@@ -193,6 +197,7 @@ def test_the_grown_model_reads_old_characters_as_the_starting_model(trained_mode
     keras.backend.clear_session()
 
 
+@pytest.mark.slow
 def test_init_from_what_is_not_a_model_folder_is_one_line(tmp_path, demo_dir):
     from htr.training.finetune import StartingModelError, starting_configs
 
@@ -224,6 +229,7 @@ def test_the_real_names_folder_parses_whole():
     assert len(rows) == 500 and any(" " in label for label in labels) and any("-" in label for label in labels)
 
 
+@pytest.mark.slow
 def test_the_cnn_stays_frozen_for_its_share_of_training(trained_model_dir):
     """FrozenCNN: the first half of a 2-epoch schedule leaves every CNN weight (batch-norm
     statistics included) as it was, and the BiLSTM learns; the second half trains the CNN too."""
@@ -251,6 +257,7 @@ def test_the_cnn_stays_frozen_for_its_share_of_training(trained_model_dir):
     keras.backend.clear_session()
 
 
+@pytest.mark.slow
 def test_shares_of_training_are_checked():
     result = run_script("train.py", "--freeze-cnn", "1")
     assert result.returncode == 2 and "--freeze-cnn" in result.stderr and "below 1" in result.stderr

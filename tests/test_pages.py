@@ -1,6 +1,6 @@
 """Reading whole lines and pages: segmentation.py on pages composed from real word images (demo set,
 gw_words when present), read_page and inferenceModel.py --page on a real (tiny) trained model, bad
-images, and a short bench.py pages run."""
+images, and a short benchmarks.quality pages run."""
 import json
 import os
 import re
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.bench import box_iou, compose_page, dataset_lines, matched_boxes
+from htr.pages.compose import box_iou, compose_page, dataset_lines, matched_boxes
 from conftest import GW_WORDS, run_script
 from htr.images import UnreadableImage, read_image
 from htr.recognizer import ImageToWordModel
@@ -201,6 +201,7 @@ def test_gw_words_pages():
     assert 2 * hits / (found + true) >= 0.9
 
 
+@pytest.mark.slow
 def test_read_page_structure_and_single_words(trained_model_dir, demo_lines, monkeypatch):
     """read_page's result has the agreed shape; the page's text is its lines' words in order; each
     word, cut from the page around its box and read on its own, is one word in the same place."""
@@ -229,6 +230,7 @@ def test_read_page_structure_and_single_words(trained_model_dir, demo_lines, mon
         assert alone["text"] in (word["text"], model.predict(crop)[0])
 
 
+@pytest.mark.slow
 def test_bad_images(trained_model_dir):
     model = ImageToWordModel(trained_model_dir)
     for image, reason in [(np.zeros((0, 0, 3), np.uint8), "empty"), (np.full((200, 300, 3), 255, np.uint8), "blank"),
@@ -241,6 +243,7 @@ def test_bad_images(trained_model_dir):
     assert model.read_page(paper.astype(np.uint8)) == {"words": [], "lines": [], "text": ""}
 
 
+@pytest.mark.slow
 def test_page_command(trained_model_dir, demo_lines, tmp_path):
     page, truth = compose_page(demo_lines[:2], np.random.default_rng(5), line_pitch=DEMO_PITCH, gaps=DEMO_GAPS)
     cv2.imwrite(str(tmp_path / "letter.jpg"), page)
@@ -271,8 +274,9 @@ def test_page_command(trained_model_dir, demo_lines, tmp_path):
     assert refused.returncode == 2 and "--page needs --output-dir" in refused.stderr
 
 
+@pytest.mark.slow
 def test_bench_pages(trained_model_dir, demo_dir):
-    result = run_script("bench.py", "pages", "--model", trained_model_dir, "--data-dir", demo_dir, "--pages", 2, "--lines", 3)
+    result = run_script("benchmarks.quality", "pages", "--model", trained_model_dir, "--data-dir", demo_dir, "--pages", 2, "--lines", 3)
     assert result.returncode == 0, result.stderr[-2000:]
     assert re.search(r"precision [\d.]+, recall [\d.]+, F1 [\d.]+", result.stdout)
     assert re.search(r"page CER [\d.]+% against [\d.]+% for the same words cropped by hand", result.stdout)

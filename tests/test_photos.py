@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 import yaml
 
 from htr.data.augment import RandomPhoto, photo_like
@@ -78,6 +79,7 @@ def test_crop_to_band_gives_a_loose_photo_a_scans_proportions():
         assert crop_to_ink(loose).shape[0] == loose.shape[0]  # without band: the height stays
 
 
+@pytest.mark.slow
 def test_a_model_trained_with_crop_band_crops_so_at_inference(demo_dir, tmp_path):
     """train.py --crop band: the ONNX metadata says so, and ImageToWordModel.resize gives the model
     the pixels train.py's pipeline gave it, for a loosely cropped word too."""
@@ -101,6 +103,7 @@ def test_a_model_trained_with_crop_band_crops_so_at_inference(demo_dir, tmp_path
     assert (images[-1] < 128).any(axis=(1, 2)).sum() > (sides_only < 128).any(axis=(1, 2)).sum()
 
 
+@pytest.mark.slow
 def test_the_paper_normalisation_is_in_the_onnx_model(trained_model_dir, tmp_path):
     """Run through onnxruntime, the exported model's normalisation layer turns a scan and a tinted,
     unevenly lit copy of it into nearly the same image, and the whole model reads them alike."""
@@ -122,6 +125,7 @@ def test_the_paper_normalisation_is_in_the_onnx_model(trained_model_dir, tmp_pat
     assert np.abs(model.probabilities(scans) - model.probabilities(photos)).max() < 0.1
 
 
+@pytest.mark.slow
 def test_training_and_inference_prepare_an_image_alike(trained_model_dir, tmp_path):
     """train.py's data pipeline (without augmentation) and ImageToWordModel.resize give the model the
     same pixels, also for a loosely cropped photo, which both crop to its ink."""
@@ -140,8 +144,9 @@ def test_training_and_inference_prepare_an_image_alike(trained_model_dir, tmp_pa
     assert (images[-1] < 128).mean() > 0.04  # the loose photo's word fills the width, as a scan's does (2% uncropped)
 
 
+@pytest.mark.slow
 def test_bench_photos_scores_scans_and_photos(trained_model_dir):
-    result = run_script("bench.py", "photos", "--model", trained_model_dir, "--images", 6, "--seed", 1)
+    result = run_script("benchmarks.quality", "photos", "--model", trained_model_dir, "--images", 6, "--seed", 1)
     assert result.returncode == 0, result.stderr[-3000:]
     assert ": 6 labelled images from" in result.stdout
     for name in ("scans", "photos"):

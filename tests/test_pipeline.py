@@ -24,6 +24,7 @@ def trained(trained_model_dir):
     return trained_model_dir
 
 
+@pytest.mark.slow
 def test_training_writes_a_complete_model_folder(trained, demo_dir):
     for name in ["configs.yaml", "model.keras", "model.onnx", "train.csv", "val.csv", "history.csv", "logs.log", "onnx_check.json",
                  "training.json"]:
@@ -57,6 +58,7 @@ def test_training_writes_a_complete_model_folder(trained, demo_dir):
         assert json.load(f)["max_abs_difference"] <= 1e-4
 
 
+@pytest.mark.slow
 def test_the_onnx_file_alone_is_enough_for_inference(trained):
     from htr.recognizer import ImageToWordModel
     with open(os.path.join(trained, "configs.yaml")) as f:
@@ -66,6 +68,7 @@ def test_the_onnx_file_alone_is_enough_for_inference(trained):
     assert model.metadata["max_text_length"] == configs["max_text_length"]
 
 
+@pytest.mark.slow
 def test_inference_cer_agrees_with_the_logged_val_cer(trained, tmp_path):
     history = read_rows(os.path.join(trained, "history.csv"))
     best_val_cer = min(float(row["val_CER"]) for row in history)  # the epoch ModelCheckpoint kept
@@ -84,6 +87,7 @@ def test_inference_cer_agrees_with_the_logged_val_cer(trained, tmp_path):
     assert sum(float(r["cer"]) for r in rows) / len(rows) == pytest.approx(average_cer, abs=1e-4)
 
 
+@pytest.mark.slow
 def test_inference_without_arguments_and_on_unlabelled_images(trained, tmp_path):
     shutil.copytree(trained, tmp_path / "Models" / "03_handwriting_recognition" / "202601010000")
     result = run_script("inferenceModel.py", cwd=tmp_path)
@@ -104,6 +108,7 @@ def test_inference_without_arguments_and_on_unlabelled_images(trained, tmp_path)
 
 
 @pytest.mark.parametrize("content", [b"", b"not an onnx model at all"])
+@pytest.mark.slow
 def test_a_bad_model_file_gets_one_clear_line(tmp_path, content):
     bad = tmp_path / "model.onnx"
     bad.write_bytes(content)
@@ -113,6 +118,7 @@ def test_a_bad_model_file_gets_one_clear_line(tmp_path, content):
     assert result.stderr.strip().startswith("error:") and str(bad) in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_failed_onnx_export_fails_the_run(demo_dir, tmp_path):
     model_dir = tmp_path / "model"
     (model_dir / "model.onnx").mkdir(parents=True)  # the export cannot write its file
@@ -136,6 +142,7 @@ def test_export_raises_on_a_graph_onnx_cannot_express(tmp_path):
     assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_train_flags_are_explained_and_checked():
     result = run_script("train.py", "--help")
     assert result.returncode == 0
@@ -152,6 +159,7 @@ def test_train_flags_are_explained_and_checked():
     assert result.returncode == 2 and "--weight-decay" in result.stderr and "finite" in result.stderr
 
 
+@pytest.mark.slow
 def test_iam_download_offline_fails_clearly(tmp_path):
     with socket.socket() as s:  # a port on this machine with nothing listening
         s.bind(("127.0.0.1", 0))
@@ -163,6 +171,7 @@ def test_iam_download_offline_fails_clearly(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.isdir(GW_WORDS), reason="../shared/data/gw_words (real handwriting) is not here")
+@pytest.mark.slow
 def test_one_epoch_on_real_handwriting(tmp_path):
     model_dir = str(tmp_path / "gw")
     result = run_script("train.py", "--data-dir", GW_WORDS, "--epochs", 1, "--model-dir", model_dir)

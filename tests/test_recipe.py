@@ -70,8 +70,9 @@ def test_slant_keeps_the_ink_and_fills_with_white():
     assert (slanted < 128).sum() == pytest.approx((pixels < 128).sum(), rel=0.15)
 
 
+@pytest.mark.slow
 def test_bench_train_measures_both_presets_and_the_tutorial_model_with_the_defaults(demo_dir):
-    result = run_script("bench.py", "train", "--data-dir", demo_dir, "--steps", 3)
+    result = run_script("benchmarks.speed", "train", "--data-dir", demo_dir, "--steps", 3)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = [line.strip() for line in result.stdout.splitlines()]
     for name, architecture, augmentation in (("tutorial", "tutorial", "tutorial"), ("default", "columns", "rich"),
@@ -84,6 +85,7 @@ def test_bench_train_measures_both_presets_and_the_tutorial_model_with_the_defau
 
 
 @pytest.mark.parametrize("setting, enabled", [(None, "True"), ("0", "False")])
+@pytest.mark.slow
 def test_training_uses_onednn_kernels_on_every_cpu_unless_told_not_to(setting, enabled):
     """TensorFlow turns its oneDNN kernels on by itself only on AVX-512 CPUs; importing train
     turns them on everywhere (2x the training speed on an AVX2 CPU), and TF_ENABLE_ONEDNN_OPTS=0
@@ -97,6 +99,7 @@ def test_training_uses_onednn_kernels_on_every_cpu_unless_told_not_to(setting, e
     assert result.stdout.split()[-1] == enabled
 
 
+@pytest.mark.slow
 def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
     import yaml
 
@@ -124,6 +127,7 @@ def test_presets_reach_the_saved_configs_and_the_onnx_model(demo_dir, tmp_path):
     assert (resized[:, :40] == 255).all() and (resized[:, 50:78] == 0).all() and (resized[:, -40:] == 255).all()
 
 
+@pytest.mark.slow
 def test_the_default_ctc_shortcut_trains_resumes_and_stays_out_of_the_onnx_model(demo_dir, tmp_path):
     import pandas as pd
 
@@ -154,10 +158,11 @@ def test_the_tutorial_preset_keeps_its_old_name_seed():
     assert parse_args(["--preset", "seed"]).preset == "tutorial"
 
 
+@pytest.mark.slow
 def test_bench_budget_refuses_a_malformed_variant_before_training(tmp_path):
     (tmp_path / "splits").mkdir()
     for part in ("train", "valid"):
         (tmp_path / "splits" / f"{part}.txt").write_text("a01-000u\n")
-    result = run_script("bench.py", "budget", "--minutes", 1, "--data-dir", tmp_path, "--variant", "no colon here")
+    result = run_script("benchmarks.quality", "budget", "--minutes", 1, "--data-dir", tmp_path, "--variant", "no colon here")
     assert result.returncode != 0 and 'write it as "NAME: TRAIN.PY FLAGS"' in result.stderr
     assert "[tutorial preset]" not in result.stdout  # refused before the first run started

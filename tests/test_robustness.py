@@ -10,6 +10,8 @@ import pytest
 
 from conftest import REPO, run_script
 
+pytestmark = pytest.mark.slow  # end to end: every test runs a script or trains
+
 
 def history_epochs(model_dir):
     path = os.path.join(model_dir, "history.csv")

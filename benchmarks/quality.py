@@ -1,0 +1,227 @@
+"""Quality benchmarks, one subcommand each.
+
+    python -m benchmarks.quality photos --model DIR [--csv FILE] [--images N] [--seed S]
+    python -m benchmarks.quality budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
+    python -m benchmarks.quality pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S] [--line-pitch UNITS]
+
+photos: how much worse a model reads words photographed with a phone than scanned: its CER on a
+labelled CSV's images and on photo-like copies of them (htr.data.augment.photo_like: tinted paper,
+uneven light and shadow, grey/brown/blue ink, blur, noise, a loose crop, JPEG), greedy decoding.
+
+budget: what a user gets from M minutes of training: train.py --minutes M with the tutorial preset,
+then the defaults (then each --variant), on DIR's splits/; each ONNX export is scored on the
+validation split; one table: CER, average CER, word accuracy, epochs, samples/s.
+
+pages: how well read_page reads whole pages. compose_page lays real word images out as a page
+(each source line's words left to right, lines close enough that ascenders and descenders touch,
+toned paper, uneven light, noise, a rotation within +-2 degrees, every other page a JPEG) and
+keeps every word's true box and text. Word detection: precision, recall and F1 of the found boxes
+against the true ones at IoU >= 0.5. Page text: CER of the page's text (whitespace normalised)
+against the truth, beside the same model's CER on the same words cropped by hand (the dataset's
+word images, joined the same way). Then each of those word images on its own through read_page, as a
+user may upload one word: how often it finds one word, and its CER beside predict's. Last line: pages
+per second of read_page on the pages (one pass; composing and scoring are not timed).
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from mltu.utils.text_utils import edit_distance
+
+from htr.data.augment import photo_like
+from htr.data.labels_csv import read_labelled_csv
+from htr.images import UnreadableImage, read_image
+from htr.pages.compose import compose_page, dataset_lines, matched_boxes, page_text
+from htr.pages.reading import read_page
+from htr.recognizer import CORES, ImageToWordModel, ModelFileError, predict_files
+from htr.scoring import confidence_auroc, score
+
+BATCH_SIZE = 64  # inferenceModel.py's default --batch-size
+
+
+def bench_photos(args):
+    """The same model on a labelled CSV's scans and on photo-like copies of them (photo_like;
+    image i's copy is drawn from the seed [--seed, i], so every run and every model sees the same photos)."""
+    model = ImageToWordModel(args.model)
+    csv_path = args.csv or os.path.join(os.path.dirname(model.model_path), "val.csv")
+    rows = read_labelled_csv(csv_path)[:args.images]
+    scans = []
+    for path, _ in rows:
+        try:
+            scans.append(read_image(path))
+        except UnreadableImage as e:
+            raise ModelFileError(f"cannot read {path} ({e}); benchmark on readable images") from None
+    photos = [photo_like(image, np.random.default_rng([args.seed, index])) for index, image in enumerate(scans)]
+    print(f"Model {model.model_path}: {len(rows)} labelled images from {csv_path}, and photo-like copies (seed {args.seed})")
+    cer = {}
+    for name, images in [("scans", scans), ("photos", photos)]:
+        texts, confidences = [], []
+        for start in range(0, len(images), BATCH_SIZE):
+            batch_texts, batch_confidences = model.predict_batch(images[start:start + BATCH_SIZE])
+            texts, confidences = texts + batch_texts, confidences + batch_confidences
+        summary = score(rows, texts)[0]
+        cer[name] = summary["corpus_cer"]
+        print(f"  {name:7} CER {summary['corpus_cer']:7.2%}   average CER {summary['average_cer']:7.2%}   "
+              f"word accuracy {summary['word_accuracy']:6.1%}   confidence AUROC {confidence_auroc(rows, texts, confidences):.3f}")
+    print(f"  photos read {100 * (cer['photos'] - cer['scans']):+.2f} points of CER against the scans")
+
+
+def budget_variants(args):
+    """[(name, train.py flags), ...]: the tutorial preset, the defaults, then each --variant, every
+    one's flags checked by train.py's parser before hours of training start."""
+    variants = [("tutorial preset", ["--preset", "tutorial"]), ("defaults", [])]
+    for variant in args.variant:
+        name, colon, flags = variant.partition(":")
+        if not (colon and name.strip()):
+            sys.exit(f'error: --variant "{variant}": write it as "NAME: TRAIN.PY FLAGS", e.g. "tutorial model: --architecture tutorial"')
+        variants.append((name.strip(), flags.split()))
+    from htr.training.command_line import parse_train_args  # after the check above, which needs no training code
+    for name, flags in variants:
+        try:
+            parse_train_args(["--data-dir", args.data_dir, "--minutes", str(args.minutes), *flags])
+        except SystemExit:
+            sys.exit(f"error: --variant {name}: train.py refuses these flags (see the line above)")
+    return variants
+
+
+def bench_budget(args):
+    splits = os.path.join(args.data_dir, "splits")
+    if not all(os.path.isfile(os.path.join(splits, f"{part}.txt")) for part in ("train", "valid")):
+        sys.exit(f"error: {args.data_dir} has no splits/train.txt and splits/valid.txt; budget compares on a fixed split")
+    variants = budget_variants(args)
+    work_dir = args.work_dir or tempfile.mkdtemp(prefix="bench_budget_")
+    results = []
+    for index, (name, flags) in enumerate(variants):
+        model_dir = os.path.join(work_dir, f"{index}")
+        command = [sys.executable, "train.py", "--data-dir", args.data_dir, "--minutes", str(args.minutes),
+                   "--model-dir", model_dir, *flags]
+        print(f"[{name}] {' '.join(command[1:])}", flush=True)
+        finished = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if finished.returncode:
+            last_line = (finished.stderr.strip().splitlines() or [f"exit code {finished.returncode}"])[-1]
+            sys.exit(f"error: {name}: train.py failed: {last_line}")
+        with open(os.path.join(model_dir, "training.json")) as f:
+            training = json.load(f)
+        rows = read_labelled_csv(os.path.join(model_dir, "val.csv"))
+        model = ImageToWordModel(os.path.join(model_dir, "model.onnx"))
+        summary = score(rows, predict_files(model, [path for path, _ in rows], BATCH_SIZE)[0])[0]
+        results.append((name, summary, training))
+        print(f"  CER {summary['corpus_cer']:.4f}, average CER {summary['average_cer']:.4f}, "
+              f"word accuracy {summary['word_accuracy']:.4f}", flush=True)
+
+    print(f"\n{args.minutes:g} minutes of training each on {args.data_dir} ({len(rows)} validation words, "
+          f"{os.cpu_count()} CPU cores), greedy decoding of the ONNX export; models in {work_dir}")
+    print("| run | CER | average CER | word accuracy | epochs | samples/s |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: |")
+    for name, summary, training in results:
+        print(f"| {name} | {summary['corpus_cer']:.1%} | {summary['average_cer']:.1%} | {summary['word_accuracy']:.1%} | "
+              f"{training['epochs']} | {training['samples'] / training['seconds']:.0f} |")
+
+
+def single_word_counts(model, lines):
+    """Each word image of `lines` read alone, as a user may upload one word: (how many read_page found
+    as one word, read_page's edits, predict's edits, characters), and predict's texts in order."""
+    words = [word for line in lines for word in line]
+    predicted = model.predict_batch([image for image, _ in words])[0]
+    single_words = single_edits = predict_edits = characters = 0
+    for (image, text), prediction in zip(words, predicted):
+        alone = read_page(model, image)
+        single_words += len(alone["words"]) == 1
+        single_edits += edit_distance(list(" ".join(alone["text"].split())), list(text))
+        predict_edits += edit_distance(list(prediction), list(text))
+        characters += len(text)
+    return np.array([single_words, single_edits, predict_edits, characters]), predicted
+
+
+def bench_pages(args):
+    model = ImageToWordModel(args.model)
+    split = "valid" if os.path.isfile(os.path.join(args.data_dir, "splits", "valid.txt")) else None
+    sources = [page for page in dataset_lines(args.data_dir, split) if page]
+    if not sources:
+        sys.exit(f"error: {args.data_dir} has no words to compose pages from")
+    rng = np.random.default_rng(args.seed)
+    found = true = hits = page_edits = cropped_edits = characters = 0
+    single = np.zeros(4, int)  # words read_page finds as one, its edits, predict's edits, characters
+    seconds = 0.0
+    for index in range(args.pages):
+        source = sources[index % len(sources)]
+        start = int(rng.integers(0, max(1, len(source) - args.lines + 1)))
+        lines = [[(read_image(path), text) for path, text in line] for line in source[start:start + args.lines]]
+        jpeg_quality = int(rng.integers(60, 95)) if index % 2 else None
+        page, truth = compose_page(lines, rng, line_pitch=args.line_pitch, jpeg_quality=jpeg_quality, ruled=args.ruled)
+        began = time.perf_counter()
+        result = read_page(model, page)
+        seconds += time.perf_counter() - began
+
+        hits += matched_boxes([word["box"] for word in result["words"]], [word["box"] for word in truth])
+        found, true = found + len(result["words"]), true + len(truth)
+        truth_text = page_text([[text for _, text in line] for line in lines])
+        read_text = page_text([[word["text"] for word in result["words"] if word["line"] == number]
+                               for number in range(len(result["lines"]))])
+        counts, cropped = single_word_counts(model, lines)
+        single += counts
+        ends = np.cumsum([0] + [len(line) for line in lines])
+        cropped_lines = [cropped[begin:end] for begin, end in zip(ends[:-1], ends[1:])]
+        page_edits += edit_distance(list(read_text), list(truth_text))
+        cropped_edits += edit_distance(list(page_text(cropped_lines)), list(truth_text))
+        characters += len(truth_text)
+    precision, recall = hits / max(found, 1), hits / max(true, 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-9)
+    print(f"Model {model.model_path}: {args.pages} pages of {args.lines} lines composed from {args.data_dir} "
+          f"({split or 'all'} words), seed {args.seed}, {CORES} CPU cores")
+    print(f"  word boxes at IoU >= 0.5: precision {precision:.3f}, recall {recall:.3f}, F1 {f1:.3f} "
+          f"({hits} of {true} true words, {found} found)")
+    print(f"  page CER {page_edits / characters:.2%} against {cropped_edits / characters:.2%} for the same words "
+          f"cropped by hand ({100 * (page_edits - cropped_edits) / characters:+.2f} points)")
+    print(f"  the same words one at a time (each word image as a page): read_page finds one word in "
+          f"{single[0] / true:.1%}, CER {single[1] / single[3]:.2%} (predict {single[2] / single[3]:.2%})")
+    print(f"  {args.pages / seconds:.2f} pages/s")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    subcommands = parser.add_subparsers(dest="subcommand", required=True)
+    photos = subcommands.add_parser("photos", help="CER on a labelled CSV's scans and on photo-like copies of them")
+    photos.add_argument("--model", required=True, help="a .onnx file or a model folder")
+    photos.add_argument("--csv", help="labelled images, columns image_path,label (default: the model folder's val.csv)")
+    photos.add_argument("--images", type=int, help="only the CSV's first this many images (default: all)")
+    photos.add_argument("--seed", type=int, default=0, help="of the photo-like copies (default %(default)s)")
+    photos.set_defaults(run=bench_photos)
+    budget = subcommands.add_parser("budget", help="CER after M minutes of training: tutorial preset vs defaults")
+    budget.add_argument("--minutes", type=float, required=True, help="training budget of each run")
+    budget.add_argument("--data-dir", required=True, help="a folder in the IAM words layout with splits/train.txt, valid.txt")
+    budget.add_argument("--variant", action="append", default=[], metavar='"NAME: FLAGS"',
+                        help='also train the defaults with these train.py flags, e.g. "tutorial model: --architecture tutorial"')
+    budget.add_argument("--work-dir", help="where to keep the trained models (default: a new temporary folder)")
+    budget.set_defaults(run=bench_budget)
+    pages = subcommands.add_parser("pages", help="read_page on composed pages: word-box F1, page CER vs cropped words, pages/s")
+    pages.add_argument("--model", required=True, help="a .onnx file or a model folder")
+    pages.add_argument("--data-dir", required=True, help="word images in the IAM words layout (its validation split if it has splits/)")
+    pages.add_argument("--pages", type=int, default=20, help="how many pages to compose and read (default %(default)s)")
+    pages.add_argument("--lines", type=int, default=8, help="source lines per page (default %(default)s)")
+    pages.add_argument("--seed", type=int, default=0, help="seed of the page composer (default %(default)s)")
+    pages.add_argument("--line-pitch", type=float, metavar="UNITS",
+                       help="lines this many word heights apart (default: 0.8-0.95, some lines touch; 1.3: none do)")
+    pages.add_argument("--ruled", action="store_true", help="on ruled paper: a rule under each line, a margin rule")
+    pages.set_defaults(run=bench_pages)
+    args = parser.parse_args(argv)
+    if getattr(args, "minutes", 1) <= 0:
+        parser.error("--minutes must be above 0")
+    if getattr(args, "pages", 1) < 1 or getattr(args, "lines", 1) < 1:
+        parser.error("--pages and --lines must be at least 1")
+    if (getattr(args, "line_pitch", None) or 1) <= 0:
+        parser.error("--line-pitch must be above 0")
+    try:
+        args.run(args)
+    except ModelFileError as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()
