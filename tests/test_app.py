@@ -56,7 +56,7 @@ def app_url(trained_model_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def random_app_url(random_model_dir, tmp_path_factory):  # noqa: F811
+def random_app_url(random_model_dir, tmp_path_factory):
     with running_app(random_model_dir, tmp_path_factory.mktemp("random_app")) as url:
         yield url
 
@@ -134,7 +134,7 @@ def test_the_page_and_its_files_are_served(app_url):
 
 
 @pytest.mark.parametrize("decoder", ["greedy", "beam", "lexicon"])
-def test_a_word_reads_as_the_model_reads_it(random_app_url, random_model_dir, demo_dir, decoder):  # noqa: F811
+def test_a_word_reads_as_the_model_reads_it(random_app_url, random_model_dir, demo_dir, decoder):
     from htr.images import read_image
     from htr.recognizer import ImageToWordModel
     lexicon = os.path.join(random_model_dir, "lexicon.txt") if decoder == "lexicon" else None

@@ -23,29 +23,6 @@ def model_dir(trained_model_dir):
     return trained_model_dir
 
 
-@pytest.fixture(scope="module")
-def random_model_dir(demo_dir, tmp_path_factory):
-    """model.py's recognizer with random weights, its output layer scaled up, exported with the
-    project's export_onnx. The briefly trained model above still reads every word as "", so
-    comparing its readings proves little; this one writes a different string for most images."""
-    import keras
-
-    from model import tutorial_model
-    from htr.export import export_onnx
-
-    keras.utils.set_random_seed(0)
-    vocab = "abcdefghij"
-    model = tutorial_model(input_dim=(32, 128, 3), output_dim=len(vocab), dropout=0.2)
-    kernel, bias = model.get_layer("output").get_weights()
-    model.get_layer("output").set_weights([kernel * 20, bias])
-    folder = tmp_path_factory.mktemp("random_model")
-    export_onnx(model, str(folder / "model.onnx"), {"vocab": vocab, "height": 32, "width": 128, "max_text_length": 12})
-    with open(folder / "train.csv", "w", encoding="utf-8") as f:  # what --quantize calibrates on
-        f.write("image_path,label\n" + "".join(f"{path},x\n" for path in demo_images(demo_dir)))
-    (folder / "lexicon.txt").write_text("bad\ncafe\nfig\nhide\njig\nbeige\n", encoding="utf-8")
-    return str(folder)
-
-
 def demo_images(demo_dir):
     return sorted(glob.glob(os.path.join(demo_dir, "words", "**", "*.png"), recursive=True))
 
