@@ -42,7 +42,7 @@ from htr.data.demo import generate_demo_words
 from htr.training.distribute import (DeviceSetupError, PaddedLastBatch, PeerWatchdog, WholeGlobalBatches, make_strategy,
                         set_mixed_precision, share_batch_norm_statistics, stop_worker, writes_files)
 from htr.training.finetune import FrozenCNN, StartingModelError, finetune_configs, load_starting_weights
-from htr.data.iam import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_words
+from htr.data.iam import IAM_WORDS_URL, DatasetError, download_iam_words, parse_words_txt, split_dataset
 from htr.data.labels_csv import read_labelled_csv, split_labels_csv
 from htr.files import write_csv, write_file, write_json
 from model import build_model, reader_of
@@ -277,7 +277,7 @@ def new_run(args, configs):
                 # test. A random split puts the same writers in training and validation and flatters val_CER.
                 print("split auto: IAM, so the RWTH Aachen split by writer")
                 split = "aachen"
-            splits = split_words(words, split, dataset_dir, seed=args.seed)
+            splits = split_dataset(words, split, dataset_dir, seed=args.seed)
             labels = [label for _, _, label in words]
     except DatasetError as e:
         sys.exit(f"error: {e}")
