@@ -150,8 +150,8 @@ def test_the_default_ctc_shortcut_trains_resumes_and_stays_out_of_the_onnx_model
 
 
 def test_the_tutorial_preset_keeps_its_old_name_seed():
-    from train import parse_args
-    assert parse_args(["--preset", "seed"]).preset == "tutorial"
+    from htr.training.command_line import parse_train_args
+    assert parse_train_args(["--preset", "seed"]).preset == "tutorial"
 
 
 def test_bench_budget_refuses_a_malformed_variant_before_training(tmp_path):
