@@ -154,17 +154,17 @@ class ModelConfigs(BaseModelConfigs):
         self.height, self.width = 32, 128
         self.__dict__.update(preset_values(preset))  # batch_size is per replica (per GPU): see train.py --help
 
-    @staticmethod
-    def load(configs_path):
-        """A run's configs.yaml, as today's version names it: a setting the file predates gets
-        the value that run trained with (`before`), an old name today's (`renamed`)."""
-        with open(configs_path, encoding="utf-8") as f:
-            saved = yaml.safe_load(f)
-        for s in SETTINGS:
-            if s.saved_as and s.saved_as not in saved and s.before is not None:
-                saved[s.saved_as] = s.before
-            if s.renamed and saved.get(s.saved_as) in s.renamed:
-                saved[s.saved_as] = s.renamed[saved[s.saved_as]]
-        configs = ModelConfigs()
-        configs.__dict__.update(saved)
-        return configs
+
+def load_configs(configs_path):
+    """A run's configs.yaml, as today's version names it: a setting the file predates gets the
+    value that run trained with (`before`), an old name today's (`renamed`)."""
+    with open(configs_path, encoding="utf-8") as f:
+        saved = yaml.safe_load(f)
+    for s in SETTINGS:
+        if s.saved_as and s.saved_as not in saved and s.before is not None:
+            saved[s.saved_as] = s.before
+        if s.renamed and saved.get(s.saved_as) in s.renamed:
+            saved[s.saved_as] = s.renamed[saved[s.saved_as]]
+    configs = ModelConfigs()
+    configs.__dict__.update(saved)
+    return configs

@@ -11,7 +11,7 @@ import tempfile
 import keras
 import tensorflow as tf
 
-from configs import SETTINGS, ModelConfigs
+from configs import SETTINGS, ModelConfigs, load_configs
 from htr.data.labels_csv import read_labelled_csv
 from htr.files import write_csv, write_file
 from htr.training.distribute import (DeviceSetupError, make_strategy, set_mixed_precision, share_batch_norm_statistics,
@@ -51,7 +51,7 @@ def resumed_run(args):
     if not os.path.isfile(state_path):
         sys.exit(f"error: {args.resume} has no last.json: it is not a model folder written by train.py, or its "
                  "first epoch never finished (start it again without --resume)")
-    configs = ModelConfigs.load(os.path.join(args.resume, "configs.yaml"))
+    configs = load_configs(os.path.join(args.resume, "configs.yaml"))
     configs.model_path = args.resume
     configs.train_epochs = args.epochs or configs.train_epochs
     with open(state_path) as f:
