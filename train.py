@@ -8,8 +8,9 @@
 Every GPU of the machine is used (--strategy auto); README: "GPUs and several machines"
 shows how to train on several machines at once.
 
-Read top to bottom: get the data, parse words.txt, build the data pipeline, build the model,
-train it, export the best epoch to ONNX. `python train.py --help` lists every flag.
+Read top to bottom: get the data, parse words.txt and split it, build the data pipeline, build the
+model, train it, export the best epoch to ONNX, score the test words. The machinery each step calls
+is in htr/ (docs/architecture.md); every flag is declared in configs.py (`python train.py --help`).
 """
 import os
 import sys
