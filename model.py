@@ -10,6 +10,8 @@ from keras import layers, ops
 from keras.models import Model
 from mltu.tensorflow.model_utils import residual_block
 
+from htr.training.ctc import CTCLoss, CWERMetric
+
 # mltu's residual_block still passes LeakyReLU's old `alpha` argument; it works the same.
 warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
 
@@ -21,6 +23,27 @@ def build_model(configs):
     reader = architecture(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab),
                           dropout=configs.dropout)
     return with_ctc_shortcut(reader) if configs.ctc_shortcut else reader
+
+
+def compile_model(configs):
+    """The model, ready to train with CTC: the reader's loss, plus the shortcut's at its weight."""
+    model = build_model(configs)
+    padding_token = len(configs.vocab)
+    loss, loss_weights, metrics = CTCLoss(padding_token), None, [CWERMetric(padding_token)]
+    if configs.ctc_shortcut:  # CER and WER are the reader's
+        loss = {"output": loss, "shortcut": CTCLoss(padding_token)}
+        loss_weights = {"output": 1.0, "shortcut": configs.ctc_shortcut}
+        metrics = {"output": metrics}
+    model.compile(
+        # With weight_decay > 0 this is AdamW (Loshchilov & Hutter 2019): each step also pulls every
+        # weight towards 0 by weight_decay x the learning rate, a regulariser; 0 gives plain Adam.
+        optimizer=keras.optimizers.Adam(learning_rate=configs.learning_rate, weight_decay=configs.weight_decay or None),
+        loss=loss,
+        loss_weights=loss_weights,
+        # Weighted: the padding of a last validation batch under several replicas has weight 0 (distribute.py).
+        weighted_metrics=metrics,
+    )
+    return model
 
 
 def tutorial_model(input_dim, output_dim, dropout, activation="leaky_relu"):

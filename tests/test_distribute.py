@@ -149,7 +149,7 @@ import json, sys
 import keras, numpy as np, tensorflow as tf
 from configs import ModelConfigs
 from htr.training.distribute import PaddedLastBatch, share_batch_norm_statistics
-from train import compile_model
+from model import compile_model
 
 class RandomWords(keras.utils.PyDataset):
     def __init__(self, words, batch_size):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import htr.data.iam as iam_words
-from htr.data.iam import DatasetError, download_iam_words, parse_words_txt, split_words
+from htr.data.iam import DatasetError, download_iam_words, parse_words_txt, split_dataset
 
 GW_DIR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "gw_words")
 
@@ -374,9 +374,9 @@ def fake_words(word_ids):
 
 def test_random_split_is_reproducible_90_10(tmp_path, capsys):
     words = fake_words([f"a01-000u-{line:02d}-{word:02d}" for line in range(10) for word in range(10)])
-    first = split_words(words, "random", str(tmp_path), seed=1)
-    assert split_words(words, "random", str(tmp_path), seed=1) == first
-    assert split_words(words, "random", str(tmp_path), seed=2) != first
+    first = split_dataset(words, "random", str(tmp_path), seed=1)
+    assert split_dataset(words, "random", str(tmp_path), seed=1) == first
+    assert split_dataset(words, "random", str(tmp_path), seed=2) != first
     assert (len(first["train"]), len(first["val"]), first["test"]) == (90, 10, [])
     assert sorted(first["train"] + first["val"]) == sorted([path, label] for _, path, label in words)
     assert "split random: 90 train, 10 val, 0 test" in capsys.readouterr().out
@@ -390,7 +390,7 @@ def test_aachen_split_by_form(tmp_path, capsys):
     assert "zzz-999" not in all_listed
     words = fake_words([f"{form}-00-{i:02d}" for part in forms for form in forms[part] for i in range(2)]
                        + ["zzz-999-00-00", "zzz-999-00-01", "zzz-999-01-00"])
-    parts = split_words(words, "aachen", str(tmp_path))
+    parts = split_dataset(words, "aachen", str(tmp_path))
     for part in ("train", "val", "test"):
         assert parts[part] == [[f"/x/{form}-00-{i:02d}.png", f"label-{form}-00-{i:02d}"]
                                for form in forms[part] for i in range(2)]
@@ -401,14 +401,14 @@ def test_aachen_split_by_form(tmp_path, capsys):
 def test_files_and_auto_split(tmp_path, capsys):
     words = fake_words([f"g27-270x-01-{i:02d}" for i in range(6)])
     with pytest.raises(DatasetError, match="splits/train.txt and splits/valid.txt"):
-        split_words(words, "files", str(tmp_path))
-    parts = split_words(words, "auto", str(tmp_path))
+        split_dataset(words, "files", str(tmp_path))
+    parts = split_dataset(words, "auto", str(tmp_path))
     assert "split auto: using random" in capsys.readouterr().out and len(parts["val"]) == 1
 
     train_ids = b"g27-270x-01-00\ng27-270x-01-01\ng27-270x-01-02\ng27-270x-01-99\n"  # -99 was not kept
     write_file(tmp_path / "splits" / "train.txt", train_ids)
     write_file(tmp_path / "splits" / "valid.txt", b"g27-270x-01-03\ng27-270x-01-04\n")
-    parts = split_words(words, "auto", str(tmp_path))
+    parts = split_dataset(words, "auto", str(tmp_path))
     out = capsys.readouterr().out
     assert "split auto: using files" in out
     assert "1 listed ids not among the kept words, 1 kept words in neither list" in out
@@ -419,14 +419,14 @@ def test_files_and_auto_split(tmp_path, capsys):
 
 def test_split_without_val_samples_is_an_error(tmp_path):
     with pytest.raises(DatasetError, match="1 train and 0 val"):
-        split_words(fake_words(["a01-000u-00-00"]), "random", str(tmp_path))
+        split_dataset(fake_words(["a01-000u-00-00"]), "random", str(tmp_path))
 
 
 @pytest.mark.skipif(not os.path.isfile(os.path.join(GW_DIR, "words.txt")), reason="../shared/data/gw_words absent")
 def test_george_washington_words(capsys):
     words = parse_words_txt(GW_DIR)
     assert len(words) == 3726
-    parts = split_words(words, "auto", GW_DIR)
+    parts = split_dataset(words, "auto", GW_DIR)
     assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (2433, 1293, 0)
     assert "split auto: using files" in capsys.readouterr().out
 

@@ -20,7 +20,7 @@ def demo_rows(dataset_dir):
 
 def make_provider(rows, workers, shuffle=True, seed=1):
     from configs import ModelConfigs
-    from train import data_provider, training_augmentors
+    from htr.data.pipeline import data_provider, training_augmentors
     configs = ModelConfigs()
     configs.vocab = "".join(sorted(set("".join(label for _, label in rows))))
     configs.max_text_length = max(len(label) for _, label in rows)

@@ -237,7 +237,7 @@ def test_the_cnn_stays_frozen_for_its_share_of_training(trained_model_dir):
 
     from htr.training.callbacks import WarmupCosineSchedule
     from htr.training.finetune import FrozenCNN, finetune_configs
-    from train import compile_model
+    from model import compile_model
 
     configs = finetune_configs(trained_model_dir)
     model = compile_model(configs)

@@ -83,7 +83,7 @@ def test_crop_to_band_gives_a_loose_photo_a_scans_proportions():
 def test_a_model_trained_with_crop_band_crops_so_at_inference(demo_dir, tmp_path):
     """train.py --crop band: the ONNX metadata says so, and ImageToWordModel.resize gives the model
     the pixels train.py's pipeline gave it, for a loosely cropped word too."""
-    from train import data_provider
+    from htr.data.pipeline import data_provider
 
     model_dir = tmp_path / "band"
     result = run_script("train.py", "--data-dir", demo_dir, "--crop", "band", "--epochs", 1, "--model-dir", model_dir)
@@ -129,7 +129,7 @@ def test_the_paper_normalisation_is_in_the_onnx_model(trained_model_dir, tmp_pat
 def test_training_and_inference_prepare_an_image_alike(trained_model_dir, tmp_path):
     """train.py's data pipeline (without augmentation) and ImageToWordModel.resize give the model the
     same pixels, also for a loosely cropped photo, which both crop to its ink."""
-    from train import data_provider
+    from htr.data.pipeline import data_provider
 
     configs = SimpleNamespace(**yaml.safe_load(open(os.path.join(trained_model_dir, "configs.yaml"))))
     rows = val_rows(trained_model_dir)[:3]

@@ -154,8 +154,8 @@ def test_the_default_ctc_shortcut_trains_resumes_and_stays_out_of_the_onnx_model
 
 
 def test_the_tutorial_preset_keeps_its_old_name_seed():
-    from train import parse_args
-    assert parse_args(["--preset", "seed"]).preset == "tutorial"
+    from htr.training.command_line import parse_train_args
+    assert parse_train_args(["--preset", "seed"]).preset == "tutorial"
 
 
 @pytest.mark.slow
@@ -166,3 +166,26 @@ def test_bench_budget_refuses_a_malformed_variant_before_training(tmp_path):
     result = run_script("benchmarks.quality", "budget", "--minutes", 1, "--data-dir", tmp_path, "--variant", "no colon here")
     assert result.returncode != 0 and 'write it as "NAME: TRAIN.PY FLAGS"' in result.stderr
     assert "[tutorial preset]" not in result.stdout  # refused before the first run started
+
+
+def test_an_older_configs_yaml_reads_as_its_run_trained(tmp_path):
+    """configs.yaml from before a setting existed: the value that run trained with, and the
+    tutorial preset's old name, seed, read as tutorial (for --resume and --init-from alike)."""
+    from configs import load_configs
+    path = tmp_path / "configs.yaml"
+    path.write_text("preset: seed\narchitecture: seed\naugmentation: seed\nvocab: ab\nheight: 32\nwidth: 128\n")
+    configs = load_configs(path)
+    assert (configs.preset, configs.architecture, configs.augmentation) == ("tutorial", "tutorial", "tutorial")
+    assert (configs.weight_decay, configs.ctc_shortcut, configs.warmup, configs.freeze_cnn, configs.crop) == (
+        0.0, 0.0, 0.03, 0.0, "columns")
+
+
+def test_resume_takes_only_what_may_change_anew(capsys):
+    from htr.training.command_line import parse_train_args
+    args = parse_train_args(["--resume", "run", "--epochs", "3", "--minutes", "1", "--strategy", "default",
+                             "--workers", "2", "--xla", "off", "--peer-timeout", "5"])
+    assert (args.epochs, args.workers, args.peer_timeout) == (3, 2, 5)
+    for flag in ("--dropout=0.2", "--mixed-precision=off", "--seed=1", "--data-dir=x", "--model-dir=x"):
+        with pytest.raises(SystemExit):
+            parse_train_args(["--resume", "run", flag])
+        assert f"drop {flag.split('=')[0]}" in capsys.readouterr().err

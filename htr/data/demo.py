@@ -282,7 +282,7 @@ def distort(canvas, style, rng):
     return cv2.remap(canvas, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-def crop_to_ink(canvas, rng):
+def trim_to_ink(canvas, rng):
     """Tight crop around the ink with a small uneven margin, like IAM's word boxes."""
     ys, xs = np.nonzero(canvas > 40)
     margin_top, margin_bottom, margin_left, margin_right = rng.integers(2, 9, 4)
@@ -307,7 +307,7 @@ def ink_on_paper(canvas, style, rng):
 def render_word(word, style, rng):
     """One word image (uint8, dark on light) and its binarisation threshold."""
     canvas = render_pen(word, style, rng) if style["font"] == "pen" else render_font(word, style)
-    return ink_on_paper(crop_to_ink(distort(canvas, style, rng), rng), style, rng)
+    return ink_on_paper(trim_to_ink(distort(canvas, style, rng), rng), style, rng)
 
 
 def iam_tag(word):

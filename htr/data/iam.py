@@ -12,7 +12,7 @@ Layout on disk (the one IAM ships, which --data-dir folders must follow too):
     Datasets/IAM_Words/words/a01/a01-000u/a01-000u-00-00.png
     Datasets/IAM_Words/.extracted                   written last: the folder is complete
 
-Four calls: download_iam_words() -> parse_words_txt() -> split_words() -> train.
+Four calls: download_iam_words() -> parse_words_txt() -> split_dataset() -> train.
 """
 
 import http.client
@@ -37,7 +37,7 @@ from tqdm import tqdm
 
 from htr import ASSETS_DIR
 
-IAM_WORDS_URL = "https://git.io/J0fjL"  # the seed tutorial's IAM_Words.zip (holds words.txt and words.tgz)
+IAM_WORDS_URL = "https://git.io/J0fjL"  # the original tutorial's IAM_Words.zip (holds words.txt and words.tgz)
 IAM_DIR = os.path.join("Datasets", "IAM_Words")
 AACHEN_SPLITS_DIR = os.path.join(ASSETS_DIR, "iam_aachen_splits")
 MARKER = ".extracted"  # written last, so a folder without it is an interrupted extraction
@@ -336,10 +336,10 @@ def _image_problem(image_path: str) -> str | None:
 # split
 
 
-def split_words(words, split: str, dataset_dir: str, seed: int = 42, val_fraction: float = 0.1) -> dict[str, list[list[str]]]:
+def split_dataset(words, split: str, dataset_dir: str, seed: int = 42, val_fraction: float = 0.1) -> dict[str, list[list[str]]]:
     """Returns {"train": [[image_path, label], ...], "val": [...], "test": [...]} ("test" may be empty).
 
-    random: the seed tutorial's 90/10 split of shuffled words. Quick, but the same writer
+    random: the original tutorial's 90/10 split of shuffled words. Quick, but the same writer
         lands in train and val, so val accuracy is optimistic.
     aachen: the RWTH Aachen split of IAM by form (page), with writers disjoint between
         train, val and test: the split papers report numbers on.

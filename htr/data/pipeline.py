@@ -1,5 +1,5 @@
-"""What train.py's data_provider adds to mltu's DataProvider so that the input pipeline keeps up
-with a GPU: every image decoded once, batches prepared by several worker processes, and
+"""The training data pipeline (data_provider), and what it adds to mltu's DataProvider so that it
+keeps up with a GPU: every image decoded once, batches prepared by several worker processes, and
 augmentation that is the same whatever the number of workers.
 
 - ImageCache decodes every image once, up front, into a few large NumPy arrays: later epochs
@@ -16,6 +16,7 @@ augmentation that is the same whatever the number of workers.
   between small NumPy/OpenCV calls, which holds the GIL. Keras forks the workers at the start of
   each epoch: they share the cache with the training process.
 """
+import functools
 import gc
 import os
 import signal
@@ -23,10 +24,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
+import keras
 import numpy as np
 from mltu.annotations.images import CVImage
+from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomGaussianBlur, RandomRotate, RandomSharpen
 from mltu.tensorflow.dataProvider import DataProvider  # a keras.utils.PyDataset
+from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
 
+from htr.data.augment import CropToInk, RandomNoise, RandomPhoto, RandomShear
 from htr.data.iam import DatasetError
 
 CHUNK = 1024  # images per cache array: few arrays (forked workers touch only their headers), little extra memory while building
@@ -52,7 +57,7 @@ def usable_cores():
 def default_workers(gpus):
     """Worker processes for the training batches: with a GPU, every core but one (the training
     loop, which feeds the GPU and receives the batches); on a CPU the model needs the cores far
-    more than the pipeline (bench.py pipeline: a worker prepares several times what the whole CPU
+    more than the pipeline (the speed benchmark of the pipeline: a worker prepares several times what the whole CPU
     trains), so one worker per 8 cores."""
     cores = usable_cores()
     return max(1, cores - 1) if gpus else max(1, cores // 8)
@@ -142,3 +147,61 @@ class SeededDataProvider(DataProvider):
             return super().process_data(batch_data)
         finally:
             np.random.set_state(state)
+
+
+def as_model_inputs(images, labels, ctc_shortcut=False):
+    """A batch as NumPy arrays, images as float32 like the model's input: at the start of fit()
+    Keras averages one batch across the workers of a multi-worker run, and TensorFlow's collective
+    ops cannot add uint8. A model with a CTC shortcut has two outputs, both trained on the labels."""
+    images, labels = np.array(images, dtype=np.float32), np.array(labels)
+    return images, ({"output": labels, "shortcut": labels} if ctc_shortcut else labels)
+
+
+def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False, seed=0, epoch=0, workers=1):
+    """The data pipeline: read the image (decoded once, ImageCache), augment it (training only),
+    resize it to the model's input, turn the label into vocabulary indices padded to a fixed
+    length (padding = len(vocab), the CTC blank), and batch. `workers` processes prepare the
+    batches while the model trains; each sample's augmentation and each epoch's order depend only
+    on (seed, epoch, sample index), so any number of workers gives the same batches."""
+    provider = SeededDataProvider(
+        rows,
+        ImageCache([path for path, _ in rows]),
+        seed=seed,
+        shuffle=shuffle,
+        epoch=epoch,
+        batch_size=batch_size,
+        augmentors=list(augmentors),
+        transformers=[
+            # As inference does it (ImageToWordModel.resize): a loose crop fills the width like a tight one.
+            CropToInk(band=configs.crop == "band"),
+            # Padding is white, like the paper around the word.
+            ImageResizer(configs.width, configs.height, keep_aspect_ratio=configs.keep_aspect_ratio,
+                         padding_color=(255, 255, 255)),
+            LabelIndexer(configs.vocab),
+            LabelPadding(max_word_length=configs.max_text_length, padding_value=len(configs.vocab)),
+        ],
+        batch_postprocessors=[functools.partial(as_model_inputs, ctc_shortcut=configs.ctc_shortcut > 0)],
+    )
+    # mltu's DataProvider never calls Keras 3's PyDataset.__init__, so fit() would ignore
+    # workers=... and prepare every batch in the training loop.
+    keras.utils.PyDataset.__init__(provider, workers=workers, use_multiprocessing=True)
+    return provider
+
+
+def training_augmentors(name):
+    """Random changes to each training image, so the model learns the words, not the pictures.
+    Paper is light, so rotation and slant fill with white, and erode/dilate needs a kernel over
+    1 pixel to change anything (mltu's default is (1, 1))."""
+    if name == "tutorial":
+        return [RandomBrightness(), RandomErodeDilate(kernel_size=(2, 2)), RandomSharpen(),
+                RandomRotate(angle=10, borderValue=(255, 255, 255))]
+    # "rich": handwriting varies most in slant and stroke; words are rarely rotated by 10 degrees.
+    rich = [RandomBrightness(), RandomErodeDilate(kernel_size=(2, 2)), RandomSharpen(),
+            RandomShear(max_shear=0.5), RandomRotate(angle=3, borderValue=(255, 255, 255)),
+            RandomGaussianBlur(sigma=1.0, random_chance=0.2), RandomNoise(random_chance=0.2)]
+    if name == "photos":
+        # Half the words become photo-like (last, so the white that slant and rotation fill in is
+        # photographed too): the model's PaperNormalization levels paper and ink, this teaches the
+        # rest. Not the default: it reads photos far better, and scans a little worse, in the same epochs.
+        return rich + [RandomPhoto(random_chance=0.5)]
+    return rich

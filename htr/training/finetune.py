@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import yaml
 
-from configs import FINETUNE, ModelConfigs
+from configs import FINETUNE, ModelConfigs, load_configs
 from model import build_model, reader_of
 
 
@@ -29,14 +29,7 @@ def starting_configs(path):
         raise StartingModelError(f"--init-from {path}: not a model folder written by train.py (it needs model.keras "
                                  "and configs.yaml): pass such a folder, or the model.keras in one")
     try:
-        with open(configs_path, encoding="utf-8") as f:
-            saved = yaml.safe_load(f)
-        configs = ModelConfigs()
-        configs.__dict__.update(weight_decay=0.0, ctc_shortcut=0.0)  # what runs saved before these settings trained with
-        configs.__dict__.update(saved)
-        for name in ("preset", "architecture", "augmentation"):  # the tutorial preset's old name
-            if getattr(configs, name) == "seed":
-                setattr(configs, name, "tutorial")
+        configs = load_configs(configs_path)  # upgraded, if an older version wrote it
         assert configs.vocab and configs.architecture and configs.height and configs.width
     except (OSError, yaml.YAMLError, TypeError, ValueError, AttributeError, AssertionError):
         raise StartingModelError(f"--init-from {path}: {configs_path} is not a configs.yaml written by train.py") from None
