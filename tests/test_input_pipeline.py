@@ -1,5 +1,5 @@
 """The input pipeline (data_pipeline.py, train.py's data_provider): worker processes, the image
-cache, augmentation seeded per sample; bench.py pipeline; train.py --demo-words."""
+cache, augmentation seeded per sample; python -m benchmarks.speed pipeline; train.py --demo-words."""
 import glob
 import hashlib
 import os

@@ -1,5 +1,5 @@
 """Photos as well as scans: the photo-like generator, the paper normalisation inside the exported
-ONNX model, the crop to the ink that training and inference share, and bench.py photos."""
+ONNX model, the crop to the ink that training and inference share, and python -m benchmarks.quality photos."""
 import csv
 import os
 import re

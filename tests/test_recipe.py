@@ -1,5 +1,5 @@
 """The training recipe's parts (configs.py presets, the learning-rate schedule, the slant
-augmentation) and bench.py train, which must keep working as the recipe changes."""
+augmentation) and python -m benchmarks.speed train, which must keep working as the recipe changes."""
 import json
 import os
 import re

@@ -16,7 +16,7 @@ import os
 import unicodedata
 from collections import defaultdict
 
-from htr.data.iam import DatasetError, drop_unreadable, split_words
+from htr.data.iam import DatasetError, drop_unreadable, split_dataset
 
 COLUMNS = ("image_path", "label")
 MIN_ROWS = 10  # fewer usable rows to train on are a mistake in the file, not a dataset
@@ -112,10 +112,10 @@ def read_labelled_csv(csv_path: str) -> list[tuple[str, str]]:
 
 def split_labels_csv(train_csv: str, val_csv: str | None = None, seed: int = 42) -> dict[str, list[list[str]]]:
     """{"train": [[image_path, label], ...], "val": [...], "test": []}: the two files as given,
-    or without val_csv a random 90/10 split of train_csv with `seed` (as iam_words.split_words)."""
+    or without val_csv a random 90/10 split of train_csv with `seed` (as iam_words.split_dataset)."""
     rows = parse_labels_csv(train_csv)
     if not val_csv:
-        return split_words(rows, "random", os.path.dirname(train_csv), seed=seed)
+        return split_dataset(rows, "random", os.path.dirname(train_csv), seed=seed)
     val_rows = parse_labels_csv(val_csv, min_rows=1)
     shared = {path for _, path, _ in rows} & {path for _, path, _ in val_rows}
     if shared:

@@ -29,9 +29,10 @@ import numpy as np
 from mltu.annotations.images import CVImage
 from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomGaussianBlur, RandomRotate, RandomSharpen
 from mltu.tensorflow.dataProvider import DataProvider  # a keras.utils.PyDataset
-from mltu.transformers import ImageResizer, LabelIndexer, LabelPadding
+from mltu.transformers import LabelIndexer, LabelPadding
 
-from htr.data.augment import CropToInk, RandomNoise, RandomPhoto, RandomShear
+from htr.data.augment import RandomNoise, RandomPhoto, RandomShear
+from htr.preprocess import PrepareImage
 from htr.data.iam import DatasetError
 
 CHUNK = 1024  # images per cache array: few arrays (forked workers touch only their headers), little extra memory while building
@@ -172,11 +173,8 @@ def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False, seed=
         batch_size=batch_size,
         augmentors=list(augmentors),
         transformers=[
-            # As inference does it (ImageToWordModel.resize): a loose crop fills the width like a tight one.
-            CropToInk(band=configs.crop == "band"),
-            # Padding is white, like the paper around the word.
-            ImageResizer(configs.width, configs.height, keep_aspect_ratio=configs.keep_aspect_ratio,
-                         padding_color=(255, 255, 255)),
+            # The same function as inference (ImageToWordModel.resize), so the two cannot drift apart.
+            PrepareImage(configs.height, configs.width, configs.crop, configs.keep_aspect_ratio),
             LabelIndexer(configs.vocab),
             LabelPadding(max_word_length=configs.max_text_length, padding_value=len(configs.vocab)),
         ],
