@@ -205,9 +205,9 @@ def test_gw_words_pages():
 def test_read_page_structure_and_single_words(trained_model_dir, demo_lines, monkeypatch):
     """read_page's result has the agreed shape; the page's text is its lines' words in order; each
     word, cut from the page around its box and read on its own, is one word in the same place."""
-    import inferenceModel
+    import htr.pages.reading
 
-    monkeypatch.setattr(inferenceModel, "PAGE_BATCH", 4)  # several model calls per page
+    monkeypatch.setattr(htr.pages.reading, "PAGE_BATCH", 4)  # several model calls per page
     model = ImageToWordModel(trained_model_dir)
     page, truth = compose_page(demo_lines, np.random.default_rng(4), angle=1.5, line_pitch=DEMO_PITCH, gaps=DEMO_GAPS)
     result = model.read_page(page)
