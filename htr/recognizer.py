@@ -18,7 +18,7 @@ from tqdm import tqdm
 from htr.decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
 from htr.images import UnreadableImage, read_image
 from htr.pages.reading import read_page
-from htr.preprocess import prepare
+from htr.preprocess import prepare, stack_padded
 
 # predict_files works on this many batches at once, one per core this process may use.
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -64,8 +64,9 @@ class ImageToWordModel(OnnxInferenceModel):
         self.input_shapes = [meta.shape for meta in self.model.get_inputs()]
         self.input_names = [meta.name for meta in self.model.get_inputs()]
         self.output_names = [meta.name for meta in self.model.get_outputs()]
-        if len(self.input_shapes) != 1 or list(self.input_shapes[0][1:]) != [self.height, self.width, 3]:
-            raise ModelFileError(f"{model_path} takes input {self.input_shapes}, not [batch, {self.height}, {self.width}, 3] images")
+        if len(self.input_shapes) != 1 or list(self.input_shapes[0][1:]) != [self.height, self.input_width, 3]:
+            raise ModelFileError(f"{model_path} takes input {self.input_shapes}, not [batch, {self.height}, "
+                                 f"{self.width or 'any width'}, 3] images")
         self.decoder, self.beam_width = decoder, beam_width
         self.lexicon = self.read_lexicon(lexicon_path) if lexicon_path else None
 
@@ -74,7 +75,8 @@ class ImageToWordModel(OnnxInferenceModel):
         try:
             self.metadata = {key: json.loads(value) for key, value in self.model.get_modelmeta().custom_metadata_map.items()}
             self.vocab = self.metadata["vocab"]
-            self.height, self.width = int(self.metadata["height"]), int(self.metadata["width"])
+            self.height = int(self.metadata["height"])
+            self.width = None if self.metadata["width"] is None else int(self.metadata["width"])  # None: a line model's
             self.keep_aspect_ratio = bool(self.metadata.get("keep_aspect_ratio", False))
             # How train.py cut the words: "columns" or "band" (models that wrote true: columns; before that, none).
             self.crop = {True: "columns", False: None}.get(self.metadata.get("crop_to_ink", False),
@@ -97,6 +99,11 @@ class ImageToWordModel(OnnxInferenceModel):
                   file=sys.stderr)
         return lexicon
 
+    @property
+    def input_width(self):
+        """The width the ONNX input declares: the model's, or a named free dimension for a line model."""
+        return self.width if self.width is not None else self.input_shapes[0][2]
+
     def resize(self, image):
         """Any BGR image -> the model's input, prepared as training prepared it (htr.preprocess.prepare)."""
         return prepare(image, self.height, self.width, self.crop, self.keep_aspect_ratio)
@@ -118,7 +125,7 @@ class ImageToWordModel(OnnxInferenceModel):
 
     def predict_batch(self, images):
         """BGR uint8 images of any size -> (predicted strings, their confidences), in one model call."""
-        return self.decode(self.probabilities(np.stack([self.resize(image) for image in images])))
+        return self.decode(self.probabilities(stack_padded([self.resize(image) for image in images])))
 
     def predict(self, image):
         """One BGR uint8 image -> (text, confidence)."""
@@ -137,17 +144,16 @@ def predict_files(model, paths, batch_size, progress=False):
     Each core reads, resizes, runs and decodes a batch of its own, so both reading (OpenCV releases
     Python's GIL while it decodes and resizes) and the network keep every core busy."""
     def read_and_predict(batch):
-        images = np.empty((len(batch), model.height, model.width, 3), np.float32)  # the network's input, filled in place
-        readable = []
+        images, readable = [], []
         for row, path in enumerate(batch):
             try:
-                images[len(readable)] = model.resize(read_image(path))
+                images.append(model.resize(read_image(path)))
                 readable.append(row)
             except UnreadableImage as e:
                 tqdm.write(f"skipped {path}: {e}", file=sys.stderr)  # above the progress bar, not inside it
         texts, text_confidences = [None] * len(batch), [None] * len(batch)
         if readable:
-            for row, text, confidence in zip(readable, *model.decode(model.probabilities(images[:len(readable)]))):
+            for row, text, confidence in zip(readable, *model.decode(model.probabilities(stack_padded(images)))):
                 texts[row], text_confidences[row] = text, confidence
         return texts, text_confidences
 

@@ -32,7 +32,7 @@ from mltu.tensorflow.dataProvider import DataProvider  # a keras.utils.PyDataset
 from mltu.transformers import LabelIndexer, LabelPadding
 
 from htr.data.augment import RandomNoise, RandomPhoto, RandomShear
-from htr.preprocess import PrepareImage
+from htr.preprocess import PrepareImage, stack_padded
 from htr.data.iam import DatasetError
 
 CHUNK = 1024  # images per cache array: few arrays (forked workers touch only their headers), little extra memory while building
@@ -154,7 +154,7 @@ def as_model_inputs(images, labels, ctc_shortcut=False):
     """A batch as NumPy arrays, images as float32 like the model's input: at the start of fit()
     Keras averages one batch across the workers of a multi-worker run, and TensorFlow's collective
     ops cannot add uint8. A model with a CTC shortcut has two outputs, both trained on the labels."""
-    images, labels = np.array(images, dtype=np.float32), np.array(labels)
+    images, labels = stack_padded(images), np.array(labels)
     return images, ({"output": labels, "shortcut": labels} if ctc_shortcut else labels)
 
 
