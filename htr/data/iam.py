@@ -282,8 +282,7 @@ def parse_iam_txt(dataset_dir: str, layout: Layout, drop_er: bool, check_images:
         for problem, ids in unreadable.items():
             skipped[problem].extend(ids)
 
-    noun = layout.name[:-1]
-    print(f"{path}: {n_lines} {noun} lines read, {len(rows)} {layout.name} kept")
+    print(f"{path}: {n_lines} data lines read, {len(rows)} {layout.name} kept")
     if malformed:
         print(f"  skipped malformed line: {len(malformed)}")
         for message in malformed[:10]:
