@@ -42,7 +42,8 @@ SETTINGS = [
     Setting("dataset", "data", "iam: download the IAM words archive; demo: generate the embedded offline "
             "set of synthetic handwriting in Datasets/Demo_Words", choices=("iam", "demo"), default="iam"),
     Setting("demo_words", "data", "with --dataset demo: how many word images to generate (100000 is about IAM's "
-            "size, README: Training on IAM)", "positive_int", default=3000, metavar="N"),
+            "size, README: Training on IAM); with --preset line too, how many line images", "positive_int",
+            default=3000, metavar="N"),
     Setting("data_dir", "data", "train on your own folder instead of --dataset: DIR/labels.csv with the columns "
             "image_path,label (paths relative to DIR; README: Train on your own handwriting), or an extracted folder "
             "in the IAM words layout (words.txt + words/a01/a01-000u/*.png), where DIR/splits/train.txt and "
