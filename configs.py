@@ -71,8 +71,8 @@ SETTINGS = [
     Setting("architecture", "training", "model.py's model", choices=("columns", "tutorial"),
             default={"default": "columns", "line": "columns", "tutorial": "tutorial"}, saved_as="architecture", renamed=TUTORIAL_OLD_NAME),
     Setting("augmentation", "training", "training-image augmentation, see htr.data.pipeline.training_augmentors: "
-            "photos for words photographed with a phone (README: Train on your own handwriting)",
-            choices=("rich", "photos", "tutorial"), default={"default": "rich", "line": "rich", "tutorial": "tutorial"},
+            "lines: rich without rotation; photos for words photographed with a phone (README: Train on your own handwriting)",
+            choices=("rich", "lines", "photos", "tutorial"), default={"default": "rich", "line": "lines", "tutorial": "tutorial"},
             saved_as="augmentation", renamed=TUTORIAL_OLD_NAME),
     Setting("crop", "training", "how each word is cut before resizing, in training and in the exported model: "
             "columns, to its ink at the left and right; band, also above and below to its writing band, which gives "

@@ -18,7 +18,8 @@ from tqdm import tqdm
 from htr.decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
 from htr.images import UnreadableImage, read_image
 from htr.pages.reading import read_page
-from htr.preprocess import prepare, stack_padded
+from htr.alignment import lexicon_per_word, word_boxes, word_confidences, word_spans
+from htr.preprocess import ink_box, ink_mask, prepare, scaled_width, stack_padded
 
 # predict_files works on this many batches at once, one per core this process may use.
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -120,8 +121,16 @@ class ImageToWordModel(OnnxInferenceModel):
         else:
             texts = [beam_search(p, self.vocab, self.beam_width)[0][0] for p in probabilities]
         if self.lexicon:
-            texts = [lexicon_decode(p, text, self.lexicon, self.vocab) for p, text in zip(probabilities, texts)]
+            texts = [self.apply_lexicon(p, text) for p, text in zip(probabilities, texts)]
         return texts, confidences(probabilities, texts, self.vocab)
+
+    def apply_lexicon(self, probabilities, text):
+        """A word model's reading is one word; a line model's, word by word within the line (each
+        word's time steps from the alignment, htr.alignment)."""
+        if self.width is not None:
+            return lexicon_decode(probabilities, text, self.lexicon, self.vocab)
+        words, spans = word_spans(probabilities, text, self.vocab)
+        return lexicon_per_word(probabilities, spans, words, self.lexicon, self.vocab) if words else text
 
     def predict_batch(self, images):
         """BGR uint8 images of any size -> (predicted strings, their confidences), in one model call."""
@@ -131,6 +140,25 @@ class ImageToWordModel(OnnxInferenceModel):
         """One BGR uint8 image -> (text, confidence)."""
         texts, text_confidences = self.predict_batch([image])
         return texts[0], text_confidences[0]
+
+    def read_line(self, image):
+        """A BGR uint8 line image -> {"text", "confidence", "words": [{"box": [x, y, w, h], "text",
+        "confidence"}, ...]}, read in one pass: each word's box is where the CTC alignment of the reading
+        puts its characters (htr.alignment), mapped back to pixels of `image` and trimmed to the ink, and
+        its confidence the model's probability of that word over those time steps."""
+        whole = (0, image.shape[0], 0, image.shape[1])
+        top, bottom, left, right = ink_box(image, self.crop == "band") if self.crop else whole
+        prepared = self.resize(image)
+        probabilities = self.probabilities(stack_padded([prepared]))[0]
+        texts, text_confidences = self.decode(probabilities[np.newaxis])
+        words, spans = word_spans(probabilities, texts[0], self.vocab)
+        # One time step is input width / steps prepared pixels, and a prepared pixel this many of the image's.
+        scale = (right - left) / (self.width or scaled_width(right - left, bottom - top, self.height))
+        boxes = word_boxes(spans, left, scale * prepared.shape[1] / len(probabilities), ink_mask(image))
+        word_confidence = word_confidences(probabilities, spans, words, self.vocab)
+        return {"text": texts[0], "confidence": round(float(text_confidences[0]), 4),
+                "words": [{"box": box, "text": word, "confidence": round(float(confidence), 4)}
+                          for box, word, confidence in zip(boxes, words, word_confidence)]}
 
     def read_page(self, image):
         """A word, a line or a page -> its words, lines and text (htr.pages.reading.read_page)."""
