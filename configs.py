@@ -13,7 +13,7 @@ from mltu.configs import BaseModelConfigs
 
 from htr.data.iam import IAM_WORDS_URL
 
-PRESETS = ("default", "tutorial")
+PRESETS = ("default", "tutorial", "line")
 
 
 @dataclass
@@ -42,7 +42,8 @@ SETTINGS = [
     Setting("dataset", "data", "iam: download the IAM words archive; demo: generate the embedded offline "
             "set of synthetic handwriting in Datasets/Demo_Words", choices=("iam", "demo"), default="iam"),
     Setting("demo_words", "data", "with --dataset demo: how many word images to generate (100000 is about IAM's "
-            "size, README: Training on IAM)", "positive_int", default=3000, metavar="N"),
+            "size, README: Training on IAM); with --preset line too, how many line images", "positive_int",
+            default=3000, metavar="N"),
     Setting("data_dir", "data", "train on your own folder instead of --dataset: DIR/labels.csv with the columns "
             "image_path,label (paths relative to DIR; README: Train on your own handwriting), or an extracted folder "
             "in the IAM words layout (words.txt + words/a01/a01-000u/*.png), where DIR/splits/train.txt and "
@@ -60,54 +61,59 @@ SETTINGS = [
             choices=("auto", "random", "aachen"), default="auto"),
     Setting("keep_er", "data", "keep IAM words whose segmentation is flagged 'er' (dropped by default: their "
             "boxes are wrong)", "flag", default=False),
-    Setting("preset", "training", "default: this project's recipe; tutorial (or its old name, seed): the original "
-            "tutorial's exact model and settings, to reproduce README: Results",
+    Setting("preset", "training", "default: this project's recipe for words; line: the same recipe for whole "
+            "lines (48 pixels high, as wide as each line: README: Read a whole line); tutorial (or its old name, seed): "
+            "the original tutorial's exact model and settings, to reproduce README: Results",
             choices=PRESETS + tuple(TUTORIAL_OLD_NAME), default="default", saved_as="preset", renamed=TUTORIAL_OLD_NAME),
     Setting("init_from", "training", "fine-tune: start from the weights of a model folder train.py wrote (or its "
             "model.keras), with its input size, architecture and settings, and configs.FINETUNE's learning rate; "
             "characters new to it get output units of their own", metavar="MODEL", saved_as="init_from"),
     Setting("architecture", "training", "model.py's model", choices=("columns", "tutorial"),
-            default={"default": "columns", "tutorial": "tutorial"}, saved_as="architecture", renamed=TUTORIAL_OLD_NAME),
+            default={"default": "columns", "line": "columns", "tutorial": "tutorial"}, saved_as="architecture", renamed=TUTORIAL_OLD_NAME),
     Setting("augmentation", "training", "training-image augmentation, see htr.data.pipeline.training_augmentors: "
-            "photos for words photographed with a phone (README: Train on your own handwriting)",
-            choices=("rich", "photos", "tutorial"), default={"default": "rich", "tutorial": "tutorial"},
+            "lines: rich without rotation; photos for words photographed with a phone (README: Train on your own handwriting)",
+            choices=("rich", "lines", "photos", "tutorial"), default={"default": "rich", "line": "lines", "tutorial": "tutorial"},
             saved_as="augmentation", renamed=TUTORIAL_OLD_NAME),
     Setting("crop", "training", "how each word is cut before resizing, in training and in the exported model: "
             "columns, to its ink at the left and right; band, also above and below to its writing band, which gives "
             "loosely cropped photos a scan's proportions", choices=("columns", "band"),
-            default={"default": "columns", "tutorial": "columns"}, saved_as="crop", before="columns"),
+            default={"default": "columns", "line": "columns", "tutorial": "columns"}, saved_as="crop", before="columns"),
     Setting("dropout", "training", "share of activations dropped in training after each residual block and the "
-            "BiLSTM", "fraction", default={"default": 0.1, "tutorial": 0.2}, saved_as="dropout"),
+            "BiLSTM", "fraction", default={"default": 0.1, "line": 0.1, "tutorial": 0.2}, saved_as="dropout"),
     Setting("ctc_shortcut", "training", "train a second, CTC-only output straight off the CNN (model.py) with this "
-            "weight on its loss; 0: none", "non_negative_float", default={"default": 0.1, "tutorial": 0.0},
+            "weight on its loss; 0: none", "non_negative_float", default={"default": 0.1, "line": 0.1, "tutorial": 0.0},
             saved_as="ctc_shortcut", before=0.0, metavar="WEIGHT"),
     Setting("lr_schedule", "training", "cosine: warm-up, then cosine decay to 0 at the end of --minutes or "
             "--epochs; plateau: x0.9 after 10 epochs without progress", choices=("cosine", "plateau"),
-            default={"default": "cosine", "tutorial": "plateau"}, saved_as="lr_schedule"),
+            default={"default": "cosine", "line": "cosine", "tutorial": "plateau"}, saved_as="lr_schedule"),
     Setting("warmup", "training", "with the cosine schedule: the share of training spent raising the learning rate "
-            "from 0 to its peak", "fraction", default={"default": 0.03, "tutorial": 0.03},
+            "from 0 to its peak", "fraction", default={"default": 0.03, "line": 0.03, "tutorial": 0.03},
             saved_as="warmup", before=0.03, metavar="FRACTION"),
     Setting("freeze_cnn", "training", "with the cosine schedule: train only the BiLSTM and the outputs for this "
-            "share of training, then everything", "fraction", default={"default": 0.0, "tutorial": 0.0},
+            "share of training, then everything", "fraction", default={"default": 0.0, "line": 0.0, "tutorial": 0.0},
             saved_as="freeze_cnn", before=0.0, metavar="FRACTION"),
     Setting("keep_aspect_ratio", "training", "yes: scale words to fit the input and pad with white; no: stretch "
-            "them to it", "yes_no", default={"default": False, "tutorial": False}, saved_as="keep_aspect_ratio"),
+            "them to it", "yes_no", default={"default": False, "line": True, "tutorial": False}, saved_as="keep_aspect_ratio"),
     Setting("epochs", "training", "most epochs to train; early stopping may end sooner (default: the preset's: for "
             "default, enough epochs for {default.train_samples:,} training images and at least "
             "{default.min_epochs}; {tutorial.train_epochs} for tutorial)", "positive_int",
-            default={"default": None, "tutorial": 1000}, saved_as="train_epochs", anew=True),
-    Setting("train_samples", None, "", default={"default": 500_000}, saved_as="train_samples"),  # no flags
-    Setting("min_epochs", None, "", default={"default": 20}, saved_as="min_epochs"),
+            default={"default": None, "line": None, "tutorial": 1000}, saved_as="train_epochs", anew=True),
+    Setting("train_samples", None, "", default={"default": 500_000, "line": 100_000}, saved_as="train_samples"),
+    Setting("min_epochs", None, "", default={"default": 20, "line": 20}, saved_as="min_epochs"),  # no flags
+    # The model's input: a word is stretched to 32x128; a line is scaled to 48 pixels high, its width
+    # following it (None), padded with paper to the widest of each batch.
+    Setting("height", None, "", default={"default": 32, "tutorial": 32, "line": 48}, saved_as="height"),
+    Setting("width", None, "", default={"default": 128, "tutorial": 128, "line": None}, saved_as="width"),
     Setting("minutes", "training", "stop training after this many minutes of wall-clock time, then export the best "
             "epoch as usual", "positive_float", anew=True),
     Setting("batch_size", "training", "images per replica (one replica per GPU, or per worker without GPUs) in each "
             "step; a step trains on the global batch of batch-size x replicas images", "positive_int",
-            default={"default": 16, "tutorial": 16}, saved_as="batch_size"),  # 16: a lower CER than 32 in the same time
+            default={"default": 16, "line": 8, "tutorial": 16}, saved_as="batch_size"),  # 16: a lower CER than 32 in the same time
     Setting("learning_rate", "training", "Adam's (the schedule's peak), used as given for any number of replicas: "
             "it is not scaled with the global batch (README says when to raise it)", "positive_float",
-            default={"default": 0.003, "tutorial": 0.0005}, saved_as="learning_rate"),
+            default={"default": 0.003, "line": 0.003, "tutorial": 0.0005}, saved_as="learning_rate"),
     Setting("weight_decay", "training", "decoupled weight decay (AdamW): each step shrinks every weight by this x "
-            "the learning rate; 0: plain Adam", "non_negative_float", default={"default": 0.1, "tutorial": 0.0},
+            "the learning rate; 0: plain Adam", "non_negative_float", default={"default": 0.1, "line": 0.1, "tutorial": 0.0},
             saved_as="weight_decay", before=0.0),
     Setting("model_dir", "training", "where to write the model, logs and CSVs (default: a new "
             "Models/03_handwriting_recognition/<time> folder)", metavar="DIR", saved_as="model_path"),
@@ -122,7 +128,7 @@ SETTINGS = [
     Setting("mixed_precision", "scale", "compute in 16 bits, keep float32 weights: float16 on GPUs with tensor "
             "cores, bfloat16 on recent GPUs and CPUs with bfloat16 instructions; auto: bfloat16 where the hardware "
             "has it, else off; the exported ONNX model is float32", choices=("auto", "off", "float16", "bfloat16"),
-            default={"default": "auto", "tutorial": "off"}, saved_as="mixed_precision"),
+            default={"default": "auto", "line": "auto", "tutorial": "off"}, saved_as="mixed_precision"),
     Setting("workers", "scale", "processes that prepare the training batches (read, augment, resize) while the "
             "model trains; the batches are the same for any number (default: all cores but one with a GPU, one per "
             "8 cores without)", "positive_int", anew=True),
@@ -151,7 +157,6 @@ class ModelConfigs(BaseModelConfigs):
         self.model_path = os.path.join("Models", "03_handwriting_recognition", datetime.now().strftime("%Y%m%d%H%M"))
         self.preset = preset
         self.vocab, self.max_text_length = "", 0  # filled from the training data
-        self.height, self.width = 32, 128
         self.__dict__.update(preset_values(preset))  # batch_size is per replica (per GPU): see train.py --help
 
 

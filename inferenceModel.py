@@ -50,6 +50,9 @@ def parse_args(argv=None):
     parser.add_argument("--preview", metavar="FILE.png", nargs="?", const="",
                         help=f"draw the first {PREVIEW_IMAGES} images with label and prediction; with --page (no FILE): "
                              "draw each page's words and readings to DIR/NAME.preview.png")
+    parser.add_argument("--words", action="store_true",
+                        help="with images: also print each word of a reading, its confidence and its box x,y,w,h "
+                             "in the image (where the CTC alignment puts it; for lines read by a line model)")
     parser.add_argument("--page", nargs="+", metavar="IMAGE",
                         help="read whole lines or pages: find the words, read them, write DIR/NAME.json and print the text")
     parser.add_argument("--output-dir", metavar="DIR", help="with --page: where the .json (and .preview.png) files go")
@@ -116,10 +119,15 @@ def read_pages(model, paths, output_dir, preview):
         sys.exit(f"error: {failed} of {len(paths)} images could not be read (listed above)")
 
 
-def print_readings(rows, predictions, prediction_confidences):
+def print_readings(rows, predictions, prediction_confidences, model=None):
+    """path<TAB>text<TAB>confidence per image; with a model (--words), then a line per word:
+    <TAB>word<TAB>confidence<TAB>x,y,w,h (ImageToWordModel.read_line)."""
     for (path, _), text, confidence in zip(rows, predictions, prediction_confidences):
-        if text is not None:
-            print(f"{path}\t{text}\t{confidence:.4f}")
+        if text is None:
+            continue
+        print(f"{path}\t{text}\t{confidence:.4f}")
+        for word in model.read_line(read_image(path))["words"] if model else []:
+            print(f"\t{word['text']}\t{word['confidence']:.4f}\t{','.join(map(str, word['box']))}")
 
 
 def print_scores(rows, predictions, prediction_confidences, vocab):
@@ -132,6 +140,7 @@ def print_scores(rows, predictions, prediction_confidences, vocab):
     print(f"Average CER: {summary['average_cer']:.4f}")
     print(f"Corpus CER: {summary['corpus_cer']:.4f}")
     print(f"Word accuracy: {summary['word_accuracy']:.4f} ({summary['words']} words)")
+    print(f"WER: {summary['wer']:.4f} (word edits / words: the words of a line, split at spaces)")
     auroc = confidence_auroc(rows, predictions, prediction_confidences)
     print(f"Confidence AUROC: {auroc:.4f} (how often a correct reading has a higher confidence than a wrong one)"
           if not np.isnan(auroc) else "Confidence AUROC: none (it needs some readings right and some wrong)")
@@ -169,7 +178,7 @@ def main(argv=None):
                                                         progress=not args.images)
     per_word_cer = None  # unlabelled images: nothing to score
     if args.images:
-        print_readings(rows, predictions, prediction_confidences)
+        print_readings(rows, predictions, prediction_confidences, model if args.words else None)
     else:
         per_word_cer = print_scores(rows, predictions, prediction_confidences, model.vocab)
     write_outputs(args, rows, predictions, prediction_confidences, per_word_cer)

@@ -17,7 +17,8 @@ warnings.filterwarnings("ignore", message="Argument `alpha` is deprecated")
 
 
 def build_model(configs):
-    """The model configs.architecture names, for (height, width, 3) BGR images of 0-255; with a
+    """The model configs.architecture names, for (height, width, 3) BGR images of 0-255 (width None:
+    any width, a line model's, columns architecture only); with a
     second output, the CTC shortcut, when configs.ctc_shortcut > 0 (reader_of drops it)."""
     architecture = {"tutorial": tutorial_model, "columns": columns_model}[configs.architecture]
     reader = architecture(input_dim=(configs.height, configs.width, 3), output_dim=len(configs.vocab),
@@ -138,7 +139,7 @@ def columns_model(input_dim, output_dim, dropout, activation="leaky_relu"):
     x = layers.Conv2D(96, (x.shape[-3], 1))(x)
     x = layers.BatchNormalization()(x)
     x = layers.LeakyReLU(negative_slope=0.1)(x)
-    x = layers.Reshape((x.shape[-2], x.shape[-1]), name="sequence")(x)
+    x = layers.Reshape((-1, x.shape[-1]), name="sequence")(x)  # -1: a line model's width follows each batch
     return recurrent_head(inputs, x, output_dim, dropout)
 
 

@@ -2,7 +2,7 @@
 
     python train.py --dataset demo     # the embedded offline dataset, no download
     python train.py                    # the IAM words dataset (downloads ~1 GB once)
-    python train.py --data-dir DIR     # a folder with labels.csv (image_path,label), or in the IAM words layout
+    python train.py --data-dir DIR     # a folder with labels.csv (image_path,label), or in IAM's words or lines layout
     python train.py --init-from MODEL --data-dir DIR   # fine-tune a model train.py wrote on new handwriting
 
 Every GPU of the machine is used (--strategy auto); README: "GPUs and several machines"
@@ -18,8 +18,8 @@ import sys
 import htr  # noqa: F401  first: it sets TensorFlow's start-up options (htr/__init__.py)
 import tensorflow as tf
 
-from htr.data.demo import generate_demo_words
-from htr.data.iam import DatasetError, download_iam_words, parse_words_txt, split_dataset
+from htr.data.demo import generate_demo_lines, generate_demo_words
+from htr.data.iam import DatasetError, download_iam_words, parse_lines_txt, parse_words_txt, split_dataset
 from htr.data.labels_csv import split_labels_csv
 from htr.data.pipeline import data_provider, default_workers, training_augmentors
 from htr.training.command_line import parse_train_args
@@ -31,39 +31,52 @@ from htr.training.run import (build_models, describe_run, new_configs, resumed_r
 
 
 def labels_csv_of(args):
-    """The labels.csv to train on (--train-csv, or DIR/labels.csv of --data-dir), or None for IAM words."""
+    """The labels.csv to train on (--train-csv, DIR/labels.csv of --data-dir, or the demo lines of
+    --dataset demo --preset line, generated once), or None for an IAM folder."""
     if args.data_dir and os.path.isfile(os.path.join(args.data_dir, "labels.csv")):
         return os.path.join(args.data_dir, "labels.csv")
+    if not args.data_dir and not args.train_csv and args.dataset == "demo" and args.preset == "line":
+        return os.path.join(generate_demo_lines(num_lines=args.demo_words), "labels.csv")
     return args.train_csv
 
 
 def words_folder(args):
-    """Step 1, the dataset: a folder with words.txt and words/<a01>/<a01-000u>/<id>.png, yours
-    (--data-dir), generated (--dataset demo) or IAM's, downloaded once."""
+    """Step 1, the dataset: a folder in IAM's layout, words (words.txt, words/<a01>/<a01-000u>/<id>.png)
+    or lines (lines.txt, lines/...), yours (--data-dir), generated (--dataset demo) or IAM's words,
+    downloaded once."""
     if args.val_csv:
         raise DatasetError("--val-csv goes with a folder holding labels.csv, or with --train-csv")
     if not args.data_dir:
         return generate_demo_words(num_words=args.demo_words) if args.dataset == "demo" else \
             download_iam_words(url=args.dataset_url, archive=args.archive)
-    if not os.path.isfile(os.path.join(args.data_dir, "words.txt")):
-        raise DatasetError(f"{args.data_dir} holds neither labels.csv (columns image_path,label) nor words.txt "
-                           "(IAM words layout): see README: Train on your own handwriting")
+    if not any(os.path.isfile(os.path.join(args.data_dir, name)) for name in ("words.txt", "lines.txt")):
+        raise DatasetError(f"{args.data_dir} holds neither labels.csv (columns image_path,label), words.txt "
+                           "(IAM words layout) nor lines.txt (IAM lines layout): see README: Train on your own "
+                           "handwriting")
     return args.data_dir
 
 
+def parse_iam_folder(dataset_dir, args):
+    """Step 2's parser for an IAM folder: its lines.txt for the line preset or when it has no words.txt
+    (IAM's own ascii folder has both), else its words.txt."""
+    has = {name: os.path.isfile(os.path.join(dataset_dir, name)) for name in ("words.txt", "lines.txt")}
+    lines = has["lines.txt"] and (args.preset == "line" or not has["words.txt"])
+    return (parse_lines_txt if lines else parse_words_txt)(dataset_dir, drop_er=not args.keep_er)
+
+
 def read_and_split(args):
-    """Steps 1 and 2: the dataset's (image path, label) rows, from words.txt (or labels.csv),
+    """Steps 1 and 2: the dataset's (image path, label) rows, from words.txt, lines.txt or labels.csv,
     split into train and val (and test, with --split aachen). Returns (splits, every label)."""
     try:
         labels_csv = labels_csv_of(args)
         if labels_csv:
             if args.split not in ("auto", "random"):
-                raise DatasetError(f"--split {args.split} is for IAM words folders; {labels_csv} is split at random, "
+                raise DatasetError(f"--split {args.split} is for IAM folders; {labels_csv} is split at random, "
                                    "or by --val-csv")
             splits = split_labels_csv(labels_csv, args.val_csv, seed=args.seed)
             return splits, [label for rows in splits.values() for _, label in rows]
         dataset_dir = words_folder(args)
-        words = parse_words_txt(dataset_dir, drop_er=not args.keep_er)
+        words = parse_iam_folder(dataset_dir, args)
         split = args.split
         if split == "auto" and not args.data_dir and args.dataset == "iam":
             # IAM itself: the split papers report on, writers disjoint between train, validation and

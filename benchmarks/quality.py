@@ -3,6 +3,7 @@
     python -m benchmarks.quality photos --model DIR [--csv FILE] [--images N] [--seed S]
     python -m benchmarks.quality budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
     python -m benchmarks.quality pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S] [--line-pitch UNITS]
+    python -m benchmarks.quality lines --model DIR --csv FILE [--decoder greedy|beam] [--lexicon FILE]
 
 photos: how much worse a model reads words photographed with a phone than scanned: its CER on a
 labelled CSV's images and on photo-like copies of them (htr.data.augment.photo_like: tinted paper,
@@ -21,6 +22,10 @@ against the truth, beside the same model's CER on the same words cropped by hand
 word images, joined the same way). Then each of those word images on its own through read_page, as a
 user may upload one word: how often it finds one word, and its CER beside predict's. Last line: pages
 per second of read_page on the pages (one pass; composing and scoring are not timed).
+
+lines: how well a model reads a labelled CSV of images (lines, or words): CER, WER and images read
+exactly right, and images per second from files to text with onnxruntime on this machine's cores
+(inferenceModel.py's batched path, best of REPEATS rounds).
 """
 import argparse
 import json
@@ -34,7 +39,7 @@ import numpy as np
 from mltu.utils.text_utils import edit_distance
 
 from htr.data.augment import photo_like
-from htr.data.labels_csv import read_labelled_csv
+from htr.data.labels_csv import DatasetError, read_labelled_csv
 from htr.images import UnreadableImage, read_image
 from htr.pages.compose import compose_page, dataset_lines, matched_boxes, page_text
 from htr.pages.reading import read_page
@@ -42,6 +47,7 @@ from htr.recognizer import CORES, ImageToWordModel, ModelFileError, predict_file
 from htr.scoring import confidence_auroc, score
 
 BATCH_SIZE = 64  # inferenceModel.py's default --batch-size
+REPEATS = 3  # lines: the fastest of this many rounds, as timeit does: other programs only ever slow a run
 
 
 def bench_photos(args):
@@ -183,6 +189,27 @@ def bench_pages(args):
     print(f"  {args.pages / seconds:.2f} pages/s")
 
 
+def bench_lines(args):
+    model = ImageToWordModel(args.model, args.decoder, lexicon_path=args.lexicon)
+    rows = read_labelled_csv(args.csv)
+    paths = [path for path, _ in rows]
+    for path in paths:  # every image once: a warm file cache, and a clear error for a bad one
+        try:
+            read_image(path)
+        except UnreadableImage as e:
+            raise ModelFileError(f"cannot read {path} ({e}); benchmark on readable images") from None
+    seconds = float("inf")
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        predictions = predict_files(model, paths, BATCH_SIZE)[0]
+        seconds = min(seconds, time.perf_counter() - start)
+    summary = score(rows, predictions)[0]
+    print(f"Model {model.model_path}: {len(rows)} images from {args.csv}, {args.decoder} decoding"
+          f"{f', lexicon {args.lexicon}' if args.lexicon else ''}, {CORES} CPU cores")
+    print(f"  CER {summary['corpus_cer']:.2%}, WER {summary['wer']:.2%}, read exactly right "
+          f"{summary['word_accuracy']:.1%}; {len(rows) / seconds:.1f} images/s")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -210,6 +237,12 @@ def main(argv=None):
                        help="lines this many word heights apart (default: 0.8-0.95, some lines touch; 1.3: none do)")
     pages.add_argument("--ruled", action="store_true", help="on ruled paper: a rule under each line, a margin rule")
     pages.set_defaults(run=bench_pages)
+    lines = subcommands.add_parser("lines", help="a labelled CSV of lines (or words): CER, WER, exactly right, images/s")
+    lines.add_argument("--model", required=True, help="a .onnx file or a model folder")
+    lines.add_argument("--csv", required=True, help="labelled images, columns image_path,label")
+    lines.add_argument("--decoder", choices=["greedy", "beam"], default="greedy", help="(default %(default)s)")
+    lines.add_argument("--lexicon", metavar="FILE", help="one word per line, applied word by word within a line")
+    lines.set_defaults(run=bench_lines)
     args = parser.parse_args(argv)
     if getattr(args, "minutes", 1) <= 0:
         parser.error("--minutes must be above 0")
@@ -219,7 +252,7 @@ def main(argv=None):
         parser.error("--line-pitch must be above 0")
     try:
         args.run(args)
-    except ModelFileError as e:
+    except (ModelFileError, DatasetError) as e:
         sys.exit(f"error: {e}")
 
 

@@ -19,6 +19,7 @@ WHITE = (255, 255, 255)  # the padding, like the paper around the word
 # In a gw_words image (a word cut to its line's band, 120 pixels high), a quarter of the line's ink lies
 # above LINE_QUARTILES[0] of the height and three quarters above LINE_QUARTILES[1] (medians over its validation lines).
 LINE_QUARTILES = (0.433, 0.608)
+MIN_WIDTH, MAX_WIDTH = 32, 2048  # a line model's input width, in pixels
 
 
 def paper_brightness(grey, window, shrink=1):
@@ -57,13 +58,25 @@ def crop_to_ink(image, band=False):
     the image's height), so tinted paper, uneven light and (mostly) shadows are not ink. Pixels at
     least half as dark, against their paper, as the darkest ink count, down to 0.15 so noise never
     does. A page with no ink comes back as it is."""
+    top, bottom, left, right = ink_box(image, band)
+    return image[top:bottom, left:right]
+
+
+def ink_mask(image):
+    """Where the ink of a word or line image (BGR uint8) is: clearly darker than the paper around it
+    (crop_to_ink says how clearly)."""
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    height, width = grey.shape
-    ink = cv2.blur(1 - grey / np.maximum(paper_brightness(grey, max(3, height // 4)), 1), (3, 3))
-    mask = ink > max(0.5 * ink.max(), 0.15)
+    ink = cv2.blur(1 - grey / np.maximum(paper_brightness(grey, max(3, grey.shape[0] // 4)), 1), (3, 3))
+    return ink > max(0.5 * ink.max(), 0.15)
+
+
+def ink_box(image, band=False):
+    """(top, bottom, left, right) of crop_to_ink's cut, in pixels of `image`: the whole image when it has no ink."""
+    mask = ink_mask(image)
+    height, width = mask.shape
     columns = np.flatnonzero(mask.any(axis=0))
     if not len(columns):
-        return image
+        return 0, height, 0, width
     margin = max(1, height // 50)
     top, bottom = 0, height
     if band:
@@ -71,19 +84,48 @@ def crop_to_ink(image, band=False):
         band_top, band_bottom = writing_band(*np.percentile(rows, [25, 75]))
         top = int(max(0, min(band_top, rows.min() - margin)))
         bottom = int(min(height, max(band_bottom, rows.max() + margin + 1)))
-    return image[top:bottom, max(columns[0] - margin, 0):min(columns[-1] + margin + 1, width)]
+    return top, bottom, max(columns[0] - margin, 0), min(columns[-1] + margin + 1, width)
 
 
 def prepare(image, height, width, crop=None, keep_aspect_ratio=False):
     """Any BGR uint8 image -> exactly what the model is fed, (height, width, 3) uint8: cut to its ink
     (crop "columns" or "band"; None, as models from before cropping were trained, leaves it whole),
     then stretched to the size, or scaled to fit and padded with white (keep_aspect_ratio). The
-    resizing is mltu's ImageResizer's, which training used before this module existed."""
+    resizing is mltu's ImageResizer's, which training used before this module existed. width None
+    (a line model): scaled to `height`, its width following (scale_to_height)."""
     if crop:
         image = crop_to_ink(image, band=crop == "band")
+    if width is None:
+        return scale_to_height(image, height)
     if keep_aspect_ratio:
         return ImageResizer.resize_maintaining_aspect_ratio(image, width, height, WHITE)
     return cv2.resize(image, (width, height))
+
+
+def scale_to_height(image, height):
+    """A line scaled to `height` pixels, as wide as its proportions make it: at least MIN_WIDTH (padded
+    with paper, so a one-letter word still has time steps for CTC), at most MAX_WIDTH (squeezed, so a
+    page passed as a line cannot take gigabytes). Area averaging when shrinking keeps thin strokes."""
+    old_height, old_width = image.shape[:2]
+    new_width = scaled_width(old_width, old_height, height)
+    shrinking = height < old_height or new_width < old_width
+    image = cv2.resize(image, (new_width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    if new_width < MIN_WIDTH:
+        image = cv2.copyMakeBorder(image, 0, 0, 0, MIN_WIDTH - new_width, cv2.BORDER_CONSTANT, value=WHITE)
+    return image
+
+
+def scaled_width(width, height, new_height):
+    """The width scale_to_height gives an image of width x height, before any padding."""
+    return min(MAX_WIDTH, max(1, round(width * new_height / height)))
+
+
+def stack_padded(images):
+    """Prepared images -> one float32 batch, each padded on the right with paper to the widest: a line
+    model's batch (training's and inference's alike) is as wide as its widest line."""
+    width = max(image.shape[1] for image in images)
+    return np.stack([cv2.copyMakeBorder(image, 0, 0, 0, width - image.shape[1], cv2.BORDER_CONSTANT, value=WHITE)
+                     if image.shape[1] < width else image for image in images]).astype(np.float32)
 
 
 class PrepareImage(Transformer):

@@ -18,7 +18,8 @@ from tqdm import tqdm
 from htr.decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
 from htr.images import UnreadableImage, read_image
 from htr.pages.reading import read_page
-from htr.preprocess import prepare
+from htr.alignment import lexicon_per_word, word_boxes, word_confidences, word_spans
+from htr.preprocess import ink_box, ink_mask, prepare, scaled_width, stack_padded
 
 # predict_files works on this many batches at once, one per core this process may use.
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -64,8 +65,9 @@ class ImageToWordModel(OnnxInferenceModel):
         self.input_shapes = [meta.shape for meta in self.model.get_inputs()]
         self.input_names = [meta.name for meta in self.model.get_inputs()]
         self.output_names = [meta.name for meta in self.model.get_outputs()]
-        if len(self.input_shapes) != 1 or list(self.input_shapes[0][1:]) != [self.height, self.width, 3]:
-            raise ModelFileError(f"{model_path} takes input {self.input_shapes}, not [batch, {self.height}, {self.width}, 3] images")
+        if len(self.input_shapes) != 1 or list(self.input_shapes[0][1:]) != [self.height, self.input_width, 3]:
+            raise ModelFileError(f"{model_path} takes input {self.input_shapes}, not [batch, {self.height}, "
+                                 f"{self.width or 'any width'}, 3] images")
         self.decoder, self.beam_width = decoder, beam_width
         self.lexicon = self.read_lexicon(lexicon_path) if lexicon_path else None
 
@@ -74,7 +76,8 @@ class ImageToWordModel(OnnxInferenceModel):
         try:
             self.metadata = {key: json.loads(value) for key, value in self.model.get_modelmeta().custom_metadata_map.items()}
             self.vocab = self.metadata["vocab"]
-            self.height, self.width = int(self.metadata["height"]), int(self.metadata["width"])
+            self.height = int(self.metadata["height"])
+            self.width = None if self.metadata["width"] is None else int(self.metadata["width"])  # None: a line model's
             self.keep_aspect_ratio = bool(self.metadata.get("keep_aspect_ratio", False))
             # How train.py cut the words: "columns" or "band" (models that wrote true: columns; before that, none).
             self.crop = {True: "columns", False: None}.get(self.metadata.get("crop_to_ink", False),
@@ -97,6 +100,11 @@ class ImageToWordModel(OnnxInferenceModel):
                   file=sys.stderr)
         return lexicon
 
+    @property
+    def input_width(self):
+        """The width the ONNX input declares: the model's, or a named free dimension for a line model."""
+        return self.width if self.width is not None else self.input_shapes[0][2]
+
     def resize(self, image):
         """Any BGR image -> the model's input, prepared as training prepared it (htr.preprocess.prepare)."""
         return prepare(image, self.height, self.width, self.crop, self.keep_aspect_ratio)
@@ -113,17 +121,44 @@ class ImageToWordModel(OnnxInferenceModel):
         else:
             texts = [beam_search(p, self.vocab, self.beam_width)[0][0] for p in probabilities]
         if self.lexicon:
-            texts = [lexicon_decode(p, text, self.lexicon, self.vocab) for p, text in zip(probabilities, texts)]
+            texts = [self.apply_lexicon(p, text) for p, text in zip(probabilities, texts)]
         return texts, confidences(probabilities, texts, self.vocab)
+
+    def apply_lexicon(self, probabilities, text):
+        """A word model's reading is one word; a line model's, word by word within the line (each
+        word's time steps from the alignment, htr.alignment)."""
+        if self.width is not None:
+            return lexicon_decode(probabilities, text, self.lexicon, self.vocab)
+        words, spans = word_spans(probabilities, text, self.vocab)
+        return lexicon_per_word(probabilities, spans, words, self.lexicon, self.vocab) if words else text
 
     def predict_batch(self, images):
         """BGR uint8 images of any size -> (predicted strings, their confidences), in one model call."""
-        return self.decode(self.probabilities(np.stack([self.resize(image) for image in images])))
+        return self.decode(self.probabilities(stack_padded([self.resize(image) for image in images])))
 
     def predict(self, image):
         """One BGR uint8 image -> (text, confidence)."""
         texts, text_confidences = self.predict_batch([image])
         return texts[0], text_confidences[0]
+
+    def read_line(self, image):
+        """A BGR uint8 line image -> {"text", "confidence", "words": [{"box": [x, y, w, h], "text",
+        "confidence"}, ...]}, read in one pass: each word's box is where the CTC alignment of the reading
+        puts its characters (htr.alignment), mapped back to pixels of `image` and trimmed to the ink, and
+        its confidence the model's probability of that word over those time steps."""
+        whole = (0, image.shape[0], 0, image.shape[1])
+        top, bottom, left, right = ink_box(image, self.crop == "band") if self.crop else whole
+        prepared = self.resize(image)
+        probabilities = self.probabilities(stack_padded([prepared]))[0]
+        texts, text_confidences = self.decode(probabilities[np.newaxis])
+        words, spans = word_spans(probabilities, texts[0], self.vocab)
+        # One time step is input width / steps prepared pixels, and a prepared pixel this many of the image's.
+        scale = (right - left) / (self.width or scaled_width(right - left, bottom - top, self.height))
+        boxes = word_boxes(spans, left, scale * prepared.shape[1] / len(probabilities), ink_mask(image))
+        word_confidence = word_confidences(probabilities, spans, words, self.vocab)
+        return {"text": texts[0], "confidence": round(float(text_confidences[0]), 4),
+                "words": [{"box": box, "text": word, "confidence": round(float(confidence), 4)}
+                          for box, word, confidence in zip(boxes, words, word_confidence)]}
 
     def read_page(self, image):
         """A word, a line or a page -> its words, lines and text (htr.pages.reading.read_page)."""
@@ -137,17 +172,16 @@ def predict_files(model, paths, batch_size, progress=False):
     Each core reads, resizes, runs and decodes a batch of its own, so both reading (OpenCV releases
     Python's GIL while it decodes and resizes) and the network keep every core busy."""
     def read_and_predict(batch):
-        images = np.empty((len(batch), model.height, model.width, 3), np.float32)  # the network's input, filled in place
-        readable = []
+        images, readable = [], []
         for row, path in enumerate(batch):
             try:
-                images[len(readable)] = model.resize(read_image(path))
+                images.append(model.resize(read_image(path)))
                 readable.append(row)
             except UnreadableImage as e:
                 tqdm.write(f"skipped {path}: {e}", file=sys.stderr)  # above the progress bar, not inside it
         texts, text_confidences = [None] * len(batch), [None] * len(batch)
         if readable:
-            for row, text, confidence in zip(readable, *model.decode(model.probabilities(images[:len(readable)]))):
+            for row, text, confidence in zip(readable, *model.decode(model.probabilities(stack_padded(images)))):
                 texts[row], text_confidences[row] = text, confidence
         return texts, text_confidences
 

@@ -6,9 +6,10 @@ from htr.files import write_csv
 
 
 def score(rows, predictions):
-    """The seed's average CER (mean of per-word edits / length), corpus CER (all edits / all
-    characters) and word accuracy, over the rows that have a prediction."""
-    per_word_cer, edits, characters, correct = [], 0, 0, 0
+    """The original tutorial's average CER (mean of per-image edits / length), corpus CER (all edits /
+    all characters), word accuracy (images read exactly right: words, or whole lines) and WER (word
+    edits / words, the words of a line split at spaces), over the rows that have a prediction."""
+    per_word_cer, edits, characters, correct, word_edits, words = [], 0, 0, 0, 0, 0
     for (_, label), prediction in zip(rows, predictions):
         if prediction is None:
             per_word_cer.append(None)
@@ -16,12 +17,14 @@ def score(rows, predictions):
         distance = edit_distance(list(prediction), list(label))
         per_word_cer.append(distance / max(len(label), 1))
         edits, characters, correct = edits + distance, characters + len(label), correct + (prediction == label)
+        word_edits, words = word_edits + edit_distance(prediction.split(), label.split()), words + len(label.split())
     scored = [cer for cer in per_word_cer if cer is not None]
     summary = {
         "words": len(scored),
         "average_cer": float(np.mean(scored)) if scored else float("nan"),
         "corpus_cer": edits / characters if characters else float("nan"),
         "word_accuracy": correct / len(scored) if scored else float("nan"),
+        "wer": word_edits / words if words else float("nan"),
     }
     return summary, per_word_cer
 

@@ -1,6 +1,8 @@
 """Tests for the offline demo set: real generation into tmp_path, no mocks, a few seconds in all."""
 
+import csv
 import glob
+import json
 import os
 import shutil
 import subprocess
@@ -12,6 +14,7 @@ import pytest
 
 import htr.data.demo as demo_words
 from conftest import REPO
+from htr.data.labels_csv import parse_labels_csv
 
 DEJAVU = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
@@ -136,3 +139,84 @@ def test_command_line(tmp_path):
     assert "Reusing" in second.stdout
     bad = subprocess.run(command[:-4] + ["--num-words", "0"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0 and "num_words must be at least 1" in bad.stderr
+
+
+# -----------------------------------------------------------------------------
+# demo lines: the demo words side by side, for a line model
+
+
+def read_lines(dataset_dir):
+    """labels.csv's (image_path, label) rows and boxes.json of a demo lines folder."""
+    with open(os.path.join(dataset_dir, "labels.csv"), encoding="utf-8", newline="") as file:
+        rows = [tuple(row) for row in csv.reader(file)]
+    with open(os.path.join(dataset_dir, "boxes.json"), encoding="utf-8") as file:
+        return rows[0], rows[1:], json.load(file)
+
+
+def test_lines_have_spaced_labels_and_word_boxes_on_the_ink(tmp_path):
+    dataset_dir = demo_words.generate_demo_lines(str(tmp_path / "lines"), num_lines=30, seed=1)
+    header, rows, boxes = read_lines(dataset_dir)
+    assert header == ("image_path", "label") and len(rows) == 30
+    assert sorted(boxes) == sorted(os.path.basename(path) for path, _ in rows)
+    vocabulary = set(demo_words.load_vocabulary())
+    for path, label in rows:
+        words = label.split(" ")
+        assert demo_words.WORDS_PER_LINE[0] <= len(words) <= demo_words.WORDS_PER_LINE[1]
+        assert set(words) <= vocabulary and "  " not in label
+        image = cv2.imread(os.path.join(dataset_dir, path), cv2.IMREAD_GRAYSCALE)
+        assert image.mean() > 128 and image.min() < 100, f"{path} is not dark ink on light paper"
+        line_boxes = boxes[os.path.basename(path)]
+        assert len(line_boxes) == len(words)
+        for i, (x, y, w, h) in enumerate(line_boxes):
+            assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= image.shape[1] and y + h <= image.shape[0]
+            dark_columns = np.nonzero((image[y : y + h, x : x + w] < 128).any(axis=0))[0]
+            assert len(dark_columns), f"{path}: box {i} of {label!r} holds no ink"
+            assert dark_columns[0] <= 4 and dark_columns[-1] >= w - 5, f"{path}: box {i} of {label!r} is wider than its word"
+        outside = image.copy()
+        for x, y, w, h in line_boxes:
+            outside[y : y + h, x : x + w] = 255
+        assert outside.min() >= 100, f"{path}: ink outside every word box"
+        for (x, _, w, _), (next_x, _, _, _) in zip(line_boxes, line_boxes[1:]):
+            assert next_x - (x + w) >= 0.3 * 2 * 16 - 1, f"{path}: words closer than a gap"  # 16: the smallest x-height
+
+
+def test_lines_sit_on_one_baseline(tmp_path):
+    dataset_dir = demo_words.generate_demo_lines(str(tmp_path / "lines"), num_lines=20, seed=2)
+    _, rows, boxes = read_lines(dataset_dir)
+    for path, label in rows:
+        # words without descenders end on the baseline: their bottoms agree to a fraction of a word's height
+        bottoms = [y + h for (x, y, w, h), word in zip(boxes[os.path.basename(path)], label.split(" "))
+                   if word.isalpha() and word.islower() and not set(word) & set("gjpqyf")]
+        heights = [h for _, _, _, h in boxes[os.path.basename(path)]]
+        if len(bottoms) >= 2:
+            assert max(bottoms) - min(bottoms) <= 0.5 * max(heights), (path, label, bottoms)
+
+
+def test_lines_same_seed_same_bytes_and_reused(tmp_path):
+    first = demo_words.generate_demo_lines(str(tmp_path / "a"), num_lines=12, seed=5)
+    second = demo_words.generate_demo_lines(str(tmp_path / "b"), num_lines=12, seed=5)
+    other = demo_words.generate_demo_lines(str(tmp_path / "c"), num_lines=12, seed=6)
+
+    def contents(dataset_dir):
+        paths = sorted(glob.glob(os.path.join(dataset_dir, "**", "*.*"), recursive=True))
+        return {os.path.relpath(path, dataset_dir): open(path, "rb").read() for path in paths}
+
+    assert contents(first) == contents(second)
+    assert contents(first)["labels.csv"] != contents(other)["labels.csv"]
+    assert demo_words.read_marker(first) == {"num_lines": 12, "seed": 5}
+
+    before = os.stat(os.path.join(first, "labels.csv"))
+    demo_words.generate_demo_lines(first, num_lines=12, seed=5)
+    after = os.stat(os.path.join(first, "labels.csv"))
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    demo_words.generate_demo_lines(first, num_lines=7, seed=5)
+    assert len(read_lines(first)[1]) == 7 and sorted(os.listdir(tmp_path)) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="num_lines"):
+        demo_words.generate_demo_lines(str(tmp_path / "d"), num_lines=0)
+
+
+def test_demo_lines_parse_as_a_labels_csv(tmp_path, capsys):
+    dataset_dir = demo_words.generate_demo_lines(str(tmp_path / "lines"), num_lines=12, seed=3)
+    rows = parse_labels_csv(os.path.join(dataset_dir, "labels.csv"))
+    assert len(rows) == 12 and all(" " in label for _, _, label in rows)
+    assert "12 rows read, 12 kept" in capsys.readouterr().out

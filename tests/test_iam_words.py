@@ -179,7 +179,7 @@ def test_download_extract_parse(tmp_path, serve, zip_bytes, capsys):
     assert words[0] == ("a01-000u-00-00", os.path.join(dataset_dir, "words", "a01", "a01-000u",
                                                         "a01-000u-00-00.png"), "A")
     assert words[-1][2] == "extra-field"  # transcription is the last field, also with 10 fields
-    assert "12 word lines read, 5 words kept" in out
+    assert "12 data lines read, 5 words kept" in out
     assert "skipped marked er (bad segmentation box): 1" in out
     assert "skipped image missing: 1 (e.g. b02-010-00-00)" in out
     assert "skipped image empty (0 bytes): 1 (e.g. b02-010-00-02)" in out

@@ -1,5 +1,6 @@
 """Your own handwriting: train.py on a labels.csv folder, and --init-from a trained model (fine-tuning)."""
 import csv
+import io
 import json
 import os
 import re
@@ -88,6 +89,47 @@ def test_labels_keep_spaces_and_unicode_and_the_random_split_follows_the_seed(tm
     assert read == sorted(labels[:18] + ["New, York", "\u00e9t\u00e9"])
     assert split == split_labels_csv(str(tmp_path / "labels.csv"), seed=3)
     assert split != split_labels_csv(str(tmp_path / "labels.csv"), seed=4)
+
+
+def broken_csv(folder, good_rows):
+    """folder/labels.csv: the good (image_path, label) rows, then the same broken rows whatever the
+    images are: no label, a tab in the label, a missing image and a row that is not UTF-8."""
+    rows = [("image_path", "label"), *good_rows, (good_rows[0][0], ""), (good_rows[0][0], "two\twords"),
+            ("images/nowhere.png", "not here")]  # no label, a tab in the label, a missing image
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\n").writerows(rows)
+    (folder / "labels.csv").write_bytes(text.getvalue().encode() + f"{good_rows[1][0]},Gr\xfc\xdfe Stra\xdfe\n".encode("latin-1"))
+    return str(folder / "labels.csv")
+
+
+def test_a_line_csv_with_broken_rows_gets_the_same_errors_as_words(tmp_path, capsys):
+    from htr.data.demo import generate_demo_lines
+    lines_dir = generate_demo_lines(str(tmp_path / "lines"), num_lines=MIN_ROWS, seed=2)
+    with open(os.path.join(lines_dir, "labels.csv"), encoding="utf-8", newline="") as f:
+        line_rows = [tuple(row) for row in list(csv.reader(f))[1:]]
+    assert all(" " in label for _, label in line_rows)
+    words_dir = tmp_path / "words"
+    (words_dir / "images").mkdir(parents=True)
+    word_rows = [(f"images/{i:05d}.png", f"word{i}") for i in range(MIN_ROWS)]
+    for path, _ in word_rows:
+        cv2.imwrite(str(words_dir / path), np.full((20, 60), 255, np.uint8))
+
+    words_csv = broken_csv(words_dir, word_rows)
+    lines_csv = broken_csv(tmp_path / "lines", [(path, f"  {label} ") for path, label in line_rows])
+    capsys.readouterr()
+    words = parse_labels_csv(words_csv)
+    words_summary = capsys.readouterr().out.replace(words_csv, "labels.csv")
+    lines = parse_labels_csv(lines_csv)
+    lines_summary = capsys.readouterr().out.replace(lines_csv, "labels.csv")
+    assert lines_summary == words_summary
+    assert [(path, label) for path, _, label in lines] == line_rows  # spaces inside kept, at the ends stripped
+    assert len(words) == MIN_ROWS
+    n = MIN_ROWS + 1  # the last good row's line: the header is line 1
+    assert f"{MIN_ROWS + 4} rows read, {MIN_ROWS} kept" in lines_summary
+    assert f"skipped row without a label: 1 (line {n + 1})" in lines_summary
+    assert f"skipped row label holds a tab or line break: 1 (line {n + 2})" in lines_summary
+    assert f"skipped row not valid UTF-8 (save the file as UTF-8): 1 (line {n + 4})" in lines_summary
+    assert "skipped image missing: 1 (images/nowhere.png)" in lines_summary
 
 
 @pytest.mark.parametrize("content, message", [

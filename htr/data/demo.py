@@ -11,7 +11,11 @@ real IAM set, so everything after loading is exercised for real. A model
 trained on it learns this alphabet, not real handwriting: use it to check the
 pipeline end to end, then train on IAM.
 
-Run it on its own with:  python demo_words.py --num-words 3000
+Demo lines (generate_demo_lines, for a line model: train.py --dataset demo --preset line) set
+these words side by side, one writer per line, on one baseline, in a labels.csv folder; boxes.json
+beside it gives each word's box, the truth for word boxes read from a line.
+
+Run it on its own with:  python -m htr.data.demo --num-words 3000  (add --lines for demo lines)
 """
 
 import argparse
@@ -29,8 +33,12 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from htr import ASSETS_DIR
+from htr.files import write_csv, write_json
 
 DEMO_DIR = os.path.join("Datasets", "Demo_Words")
+DEMO_LINES_DIR = os.path.join("Datasets", "Demo_Lines")
+WORDS_PER_LINE = (2, 8)  # fewest and most words of a demo line
+WORD_GAP = (0.3, 0.6)  # the gap between a line's words, as a share of the writer's word height
 VOCABULARY_PATH = os.path.join(ASSETS_DIR, "demo_vocabulary.txt")
 MARKER_NAME = ".complete"  # written last: a folder without it was never finished
 HEADER = [
@@ -227,7 +235,8 @@ def pen_strokes(word, style, rng):
 
 
 def render_pen(word, style, rng):
-    """Draw `word` with the pen alphabet: white ink on a black uint8 canvas with room around it."""
+    """Draw `word` with the pen alphabet: white ink on a black uint8 canvas with room around it, and
+    the row of its baseline (which may lie outside the canvas, for ' or -)."""
     unit = style["x_height"] / 10.0
     curves = [chaikin(stroke) * [unit, -unit] for stroke in pen_strokes(word, style, rng)]  # image y points down
     thickness = max(2, round(style["thickness"] * style["x_height"] * rng.uniform(0.85, 1.15)))
@@ -235,17 +244,17 @@ def render_pen(word, style, rng):
     size = np.ceil(np.vstack(curves).max(axis=0) - corner + thickness + 2).astype(int)
     canvas = np.zeros((size[1], size[0]), np.uint8)
     cv2.polylines(canvas, [np.round((curve - corner) * 16).astype(np.int32) for curve in curves], False, 255, thickness, cv2.LINE_AA, shift=4)
-    return canvas
+    return canvas, int(round(-corner[1]))
 
 
 def render_font(word, style):
-    """Draw `word` with a TrueType handwriting font: white ink on a black uint8 canvas."""
+    """Draw `word` with a TrueType handwriting font: white ink on a black uint8 canvas, and the row of its baseline."""
     font = load_font(style["font"], round(style["x_height"] * 2))  # x-height is about half the em size
     stroke_width = round(style["thickness"] * 5)
     left, top, right, bottom = font.getbbox(word, stroke_width=stroke_width)
     canvas = Image.new("L", (right - left + 4, bottom - top + 4), 0)
     ImageDraw.Draw(canvas).text((2 - left, 2 - top), word, fill=255, font=font, stroke_width=stroke_width)
-    return np.asarray(canvas)
+    return np.asarray(canvas), 2 - top + font.getmetrics()[0]  # the text's top is the font's ascender line
 
 
 def smooth_noise(rng, height, width, cell):
@@ -263,7 +272,7 @@ def distort(canvas, style, rng):
     rotate = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
     forward = scale * rotate @ np.array([[1.0, -slant], [0.0, 1.0]])  # shear: the top of a letter moves right
 
-    height, width = canvas.shape
+    height, width = canvas.shape[:2]  # a second channel (the baseline of a line's word) moves with the ink
     corners = forward @ np.array([[0, width, 0, width], [0, 0, height, height]], dtype=np.float64)
     margin = x_height  # room for the wobble below
     shift = margin - corners.min(axis=1)
@@ -284,18 +293,27 @@ def distort(canvas, style, rng):
 
 def trim_to_ink(canvas, rng):
     """Tight crop around the ink with a small uneven margin, like IAM's word boxes."""
+    return trim_with_offset(canvas, rng)[0]
+
+
+def trim_with_offset(canvas, rng):
+    """trim_to_ink's crop and where its top-left corner lies in canvas, (x, y), to move boxes with it."""
     ys, xs = np.nonzero(canvas > 40)
     margin_top, margin_bottom, margin_left, margin_right = rng.integers(2, 9, 4)
     padded = np.pad(canvas, 10)
-    return padded[ys.min() + 10 - margin_top : ys.max() + 11 + margin_bottom, xs.min() + 10 - margin_left : xs.max() + 11 + margin_right]
+    left, top = xs.min() - margin_left, ys.min() - margin_top
+    return padded[top + 10 : ys.max() + 11 + margin_bottom, left + 10 : xs.max() + 11 + margin_right], (int(left), int(top))
 
 
-def ink_on_paper(canvas, style, rng):
-    """Turn the white-on-black ink mask into dark ink on slightly uneven, noisy paper. Returns (image, threshold)."""
+def ink_on_paper(canvas, style, rng, shade_width=None):
+    """Turn the white-on-black ink mask into dark ink on slightly uneven, noisy paper. Returns (image, threshold).
+    shade_width: the paper darkens across at most this many pixels' worth of a word's shading (a
+    line is several words wide, and a word's shading across a whole line is a dark band)."""
     height, width = canvas.shape
     ink_mask = cv2.GaussianBlur(canvas.astype(np.float32) / 255.0, (0, 0), rng.uniform(0.3, 0.9))
     paper_level = rng.uniform(205, 245)
     slope_y, slope_x = rng.uniform(-0.15, 0.15, 2)
+    slope_x *= min(1.0, shade_width / width) if shade_width else 1.0
     paper = paper_level + slope_y * np.arange(height)[:, None] + slope_x * np.arange(width)[None, :]
     paper = paper + rng.normal(0.0, rng.uniform(1.5, 5.0), (height, width))
     ink_level = style["ink"] + rng.normal(0.0, 5.0)
@@ -306,7 +324,7 @@ def ink_on_paper(canvas, style, rng):
 
 def render_word(word, style, rng):
     """One word image (uint8, dark on light) and its binarisation threshold."""
-    canvas = render_pen(word, style, rng) if style["font"] == "pen" else render_font(word, style)
+    canvas, _ = render_pen(word, style, rng) if style["font"] == "pen" else render_font(word, style)
     return ink_on_paper(trim_to_ink(distort(canvas, style, rng), rng), style, rng)
 
 
@@ -342,14 +360,29 @@ def write_form(dataset_dir, form_id, words, seed, form, fonts):
     return lines
 
 
+def draw_words(rng, count):
+    """count words of the shipped vocabulary, Zipf-like: "the" often, rare words now and then."""
+    vocabulary = load_vocabulary()
+    frequency = 1.0 / (np.arange(len(vocabulary)) + 10.0)
+    return [vocabulary[i] for i in rng.choice(len(vocabulary), size=count, p=frequency / frequency.sum())]
+
+
+def render_in_processes(function, jobs, processes=None):
+    """[function(*job) for job in jobs], by `processes` processes (default: one per core). Processes, not
+    threads: rendering is mostly Python and small NumPy calls that hold the GIL."""
+    processes = processes or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
+    if processes > 1 and len(jobs) > 1:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            return pool.starmap(function, jobs, chunksize=max(1, len(jobs) // (8 * processes)))
+    return [function(*job) for job in jobs]
+
+
 def write_demo_set(dataset_dir, num_words, seed, processes=None):
     """Render `num_words` words into `dataset_dir`: one writer style per form of 30-50 words, IAM ids
     and folders. The words and form sizes are drawn first, then the forms are rendered by
     `processes` processes (default: one per core), each form from its own seed."""
     rng = np.random.default_rng(seed)
-    vocabulary = load_vocabulary()
-    frequency = 1.0 / (np.arange(len(vocabulary)) + 10.0)  # Zipf-like: "the" often, rare words now and then
-    words = [vocabulary[i] for i in rng.choice(len(vocabulary), size=num_words, p=frequency / frequency.sum())]
+    words = draw_words(rng, num_words)
     form_sizes = rng.integers(30, 51, size=num_words // 30 + 1)
     ends = np.minimum(np.cumsum(form_sizes), num_words)
     starts = np.concatenate([[0], ends[:-1]])
@@ -357,15 +390,75 @@ def write_demo_set(dataset_dir, num_words, seed, processes=None):
     fonts = find_handwriting_fonts()
     jobs = [(dataset_dir, f"d{form // forms_per_folder + 1:02d}-{form % forms_per_folder:03d}", words[start:end],
              seed, form, fonts) for form, (start, end) in enumerate(zip(starts, ends)) if end > start]
-    processes = processes or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-    if processes > 1 and len(jobs) > 1:
-        # Processes, not threads: rendering is mostly Python and small NumPy calls that hold the GIL.
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            forms = pool.starmap(write_form, jobs, chunksize=max(1, len(jobs) // (8 * processes)))
-    else:
-        forms = [write_form(*job) for job in jobs]
+    forms = render_in_processes(write_form, jobs, processes)
     with open(os.path.join(dataset_dir, "words.txt"), "w", encoding="utf-8", newline="\n") as file:
         file.write("\n".join(HEADER + [line for lines in forms for line in lines]) + "\n")
+
+
+# -----------------------------------------------------------------------------
+# demo lines: the same words, side by side
+
+
+def line_word(word, style, rng):
+    """One word of a line: its slanted, wobbled white-on-black ink mask, cut to its ink columns, and
+    the row of its baseline. The baseline rides in a second channel through distort, so it follows
+    the word's slant, tilt and drift and the words of a line can sit on one baseline."""
+    canvas, baseline = render_pen(word, style, rng) if style["font"] == "pen" else render_font(word, style)
+    above, below = max(0, -baseline), max(0, baseline + 1 - canvas.shape[0])  # ' and - lie above it
+    canvas = np.pad(canvas, ((above, below), (0, 0)))
+    marker = np.zeros_like(canvas)
+    marker[baseline + above] = 255
+    ink, marker = np.moveaxis(distort(np.dstack([canvas, marker]), style, rng), 2, 0)
+    columns = np.nonzero((ink > 40).any(axis=0))[0]
+    crossed = marker.max(axis=0) > 60
+    return ink[:, columns[0] : columns[-1] + 1], int(np.median(marker[:, crossed].argmax(axis=0)))
+
+
+def render_line(words, style, rng):
+    """A line image (uint8, dark on light), its binarisation threshold and each word's ink box
+    [x, y, w, h]: the words in one writer's style, side by side on one baseline, WORD_GAP of the
+    writer's word height apart (ascender to baseline: two x-heights)."""
+    pieces = [line_word(word, style, rng) for word in words]
+    gaps = [*np.round(rng.uniform(*WORD_GAP, len(words) - 1) * 2 * style["x_height"]).astype(int), 0]
+    above = max(baseline for _, baseline in pieces)
+    below = max(ink.shape[0] - baseline for ink, baseline in pieces)
+    canvas = np.zeros((above + below, sum(ink.shape[1] for ink, _ in pieces) + sum(gaps)), np.uint8)
+    boxes, x = [], 0
+    for (ink, baseline), gap in zip(pieces, gaps):
+        top = above - baseline
+        canvas[top : top + ink.shape[0], x : x + ink.shape[1]] = ink
+        rows = np.nonzero((ink > 40).any(axis=1))[0]
+        boxes.append((x, top + rows[0], ink.shape[1], rows[-1] - rows[0] + 1))
+        x += ink.shape[1] + gap
+    line, (left, top) = trim_with_offset(canvas, rng)
+    image, graylevel = ink_on_paper(line, style, rng, shade_width=200)
+    return image, graylevel, [[int(bx - left), int(by - top), int(w), int(h)] for bx, by, w, h in boxes]
+
+
+def write_line(dataset_dir, index, words, seed, fonts):
+    """Render line `index` into dataset_dir/images/ in its own writer's style; returns (its labels.csv
+    row, its word boxes). Its randomness comes from (seed, index) alone, as a form's does."""
+    rng = np.random.default_rng([seed, index])
+    image, _, boxes = render_line(words, random_writer_style(rng, fonts), rng)
+    image_path = f"images/{index:05d}.png"
+    if not cv2.imwrite(os.path.join(dataset_dir, image_path), image):
+        raise OSError(f"could not write {os.path.join(dataset_dir, image_path)}")
+    return (image_path, " ".join(words)), boxes
+
+
+def write_demo_lines(dataset_dir, num_lines, seed, processes=None):
+    """Render `num_lines` lines of WORDS_PER_LINE words into dataset_dir: labels.csv (image_path,label),
+    images/ and boxes.json ({image file name: [[x, y, w, h] of each word, in order]})."""
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(WORDS_PER_LINE[0], WORDS_PER_LINE[1] + 1, num_lines)
+    words = draw_words(rng, int(sizes.sum()))
+    ends = np.cumsum(sizes)
+    fonts = find_handwriting_fonts()
+    os.makedirs(os.path.join(dataset_dir, "images"))
+    jobs = [(dataset_dir, index, words[end - size : end], seed, fonts) for index, (size, end) in enumerate(zip(sizes, ends))]
+    lines = render_in_processes(write_line, jobs, processes)
+    write_csv(os.path.join(dataset_dir, "labels.csv"), ["image_path", "label"], [row for row, _ in lines])
+    write_json({os.path.basename(row[0]): boxes for row, boxes in lines}, os.path.join(dataset_dir, "boxes.json"))
 
 
 def read_marker(dataset_dir):
@@ -391,14 +484,28 @@ def generate_demo_words(dataset_dir: str = DEMO_DIR, num_words: int = 3000, seed
     """Writes (or reuses when already complete with the same num_words and seed) the demo set; returns dataset_dir."""
     if num_words < 1:
         raise ValueError(f"num_words must be at least 1, got {num_words}")
-    parameters = {"num_words": num_words, "seed": seed}
+    return build_once(dataset_dir, {"num_words": num_words, "seed": seed},
+                      lambda build_dir: write_demo_set(build_dir, num_words, seed), num_words, "words")
+
+
+def generate_demo_lines(dataset_dir: str = DEMO_LINES_DIR, num_lines: int = 3000, seed: int = 42) -> str:
+    """Writes (or reuses when already complete with the same num_lines and seed) the demo lines:
+    labels.csv, images/ and boxes.json (each line's word boxes); returns dataset_dir."""
+    if num_lines < 1:
+        raise ValueError(f"num_lines must be at least 1, got {num_lines}")
+    return build_once(dataset_dir, {"num_lines": num_lines, "seed": seed},
+                      lambda build_dir: write_demo_lines(build_dir, num_lines, seed), num_lines, "lines")
+
+
+def build_once(dataset_dir, parameters, write, count, noun):
+    """Runs write(build_dir) in a folder beside dataset_dir and renames it to dataset_dir when complete,
+    so an interrupted run never looks complete; reuses dataset_dir when its marker holds the same
+    parameters. count and noun ("words", "lines") are for the messages."""
     if read_marker(dataset_dir) == parameters:
-        print(f"Reusing the demo set in {dataset_dir} ({num_words} words, seed {seed})")
+        print(f"Reusing the demo set in {dataset_dir} ({count} {noun}, seed {parameters['seed']})")
         return dataset_dir
     if os.path.isdir(dataset_dir) and os.listdir(dataset_dir) and not is_demo_set(dataset_dir):
         raise SystemExit(f"{dataset_dir} exists and is not a demo set made by demo_words.py: delete it or pick another --dataset-dir")
-
-    # Build next to the target and rename at the end, so an interrupted run never looks complete.
     for leftover in glob.glob(glob.escape(dataset_dir) + ".tmp-*"):
         shutil.rmtree(leftover, ignore_errors=True)
     build_dir = f"{dataset_dir}.tmp-{os.getpid()}"
@@ -407,10 +514,10 @@ def generate_demo_words(dataset_dir: str = DEMO_DIR, num_words: int = 3000, seed
     except OSError as error:
         raise SystemExit(f"Cannot create {build_dir} ({error.strerror}): pick a writable --dataset-dir") from error
 
-    print(f"Writing {num_words} demo words (seed {seed}) to {dataset_dir} ...")
+    print(f"Writing {count} demo {noun} (seed {parameters['seed']}) to {dataset_dir} ...")
     start = time.perf_counter()
     try:
-        write_demo_set(build_dir, num_words, seed)
+        write(build_dir)
         with open(os.path.join(build_dir, MARKER_NAME), "w", encoding="utf-8") as file:
             json.dump(parameters, file)
         shutil.rmtree(dataset_dir, ignore_errors=True)  # an unfinished set or one with other parameters
@@ -418,18 +525,23 @@ def generate_demo_words(dataset_dir: str = DEMO_DIR, num_words: int = 3000, seed
     except BaseException:
         shutil.rmtree(build_dir, ignore_errors=True)
         raise
-    print(f"Wrote {num_words} words to {dataset_dir} in {time.perf_counter() - start:.1f} s")
+    print(f"Wrote {count} {noun} to {dataset_dir} in {time.perf_counter() - start:.1f} s")
     return dataset_dir
 
 
 def main():
     parser = argparse.ArgumentParser(description="Generate the offline demo word set in the IAM words layout.")
-    parser.add_argument("--dataset-dir", default=DEMO_DIR, help="where to write it (default: %(default)s)")
+    parser.add_argument("--dataset-dir", help=f"where to write it (default: {DEMO_DIR}, with --lines {DEMO_LINES_DIR})")
     parser.add_argument("--num-words", type=int, default=3000, help="how many word images (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=42, help="same seed, same images (default: %(default)s)")
+    parser.add_argument("--lines", action="store_true", help="write demo lines instead (labels.csv, images/, "
+                        "boxes.json); --num-words then counts lines")
     args = parser.parse_args()
     try:
-        generate_demo_words(args.dataset_dir, args.num_words, args.seed)
+        if args.lines:
+            generate_demo_lines(args.dataset_dir or DEMO_LINES_DIR, args.num_words, args.seed)
+        else:
+            generate_demo_words(args.dataset_dir or DEMO_DIR, args.num_words, args.seed)
     except ValueError as error:
         parser.error(str(error))
 

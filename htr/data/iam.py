@@ -1,4 +1,4 @@
-"""IAM words: download, verify, extract, parse and split.
+"""IAM words (and lines): download, verify, extract, parse and split.
 
 The tutorial trains on the IAM handwriting database's word images. This file gets them
 onto disk and turns words.txt into (image_path, label) lists, guarding against the ways
@@ -11,6 +11,9 @@ Layout on disk (the one IAM ships, which --data-dir folders must follow too):
     Datasets/IAM_Words/words.txt                    one line per word image
     Datasets/IAM_Words/words/a01/a01-000u/a01-000u-00-00.png
     Datasets/IAM_Words/.extracted                   written last: the folder is complete
+
+A --data-dir folder may hold IAM's lines instead (lines.txt, lines/a01/a01-000u/a01-000u-00.png):
+parse_lines_txt() reads it with the same checks, and split_dataset() splits its line ids as word ids.
 
 Four calls: download_iam_words() -> parse_words_txt() -> split_dataset() -> train.
 """
@@ -31,6 +34,7 @@ import zipfile
 import zlib
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 import cv2
 from tqdm import tqdm
@@ -222,9 +226,23 @@ def _check_inside(dest: str, name: str, archive: str) -> None:
 
 
 # -----------------------------------------------------------------------------
-# parse words.txt
+# parse words.txt and lines.txt
+
+
+class Layout(NamedTuple):
+    """What differs between IAM's words.txt and lines.txt; the rest of their parsing is one code."""
+    name: str  # "words" or "lines": the file is <name>.txt, the images are under <name>/
+    id_pattern: re.Pattern
+    id_example: str
+    er_flag: str  # the flag IAM gives a bad segmentation: "er" in words.txt, "err" in lines.txt
+    space: str  # what stands for a space in a transcription ("|" in lines.txt)
+
 
 WORD_ID = re.compile(r"[A-Za-z0-9]+-[A-Za-z0-9]+-\d+-\d+")  # a01-000u-00-00: form a01-000u, line 00, word 00
+LINE_ID = re.compile(r"[A-Za-z0-9]+-[A-Za-z0-9]+-\d+")  # a01-000u-00: form a01-000u, line 00
+WORDS = Layout("words", WORD_ID, "a01-000u-00-00", er_flag="er", space=" ")
+LINES = Layout("lines", LINE_ID, "a01-000u-00", er_flag="err", space="|")
+MIN_FIELDS = 9  # words: id flag graylevel x y w h tag text; lines: id flag graylevel components x y w h text
 
 
 def parse_words_txt(dataset_dir: str, drop_er: bool = True, check_images: bool = True) -> list[tuple[str, str, str]]:
@@ -237,11 +255,51 @@ def parse_words_txt(dataset_dir: str, drop_er: bool = True, check_images: bool =
     them. Bad lines and missing, empty or unreadable images (IAM has a few, e.g.
     a01-117-05-02 and r06-022-03-05) are skipped and reported; training goes on.
     """
-    path = os.path.join(dataset_dir, "words.txt")
+    return parse_iam_txt(dataset_dir, WORDS, drop_er, check_images)
+
+
+def parse_lines_txt(dataset_dir: str, drop_er: bool = True, check_images: bool = True) -> list[tuple[str, str, str]]:
+    """Reads dataset_dir/lines.txt (IAM's line layout, images in lines/a01/a01-000u/a01-000u-00.png)
+    and returns [(line_id, image_path, label), ...]; prints a summary, as parse_words_txt.
+
+    A data line is `a01-000u-00 ok 154 19 408 746 1661 89 A|MOVE|to|stop|Mr.|Gaitskell|from`:
+    id, segmentation flag (ok, or err for a line IAM segmented badly, dropped with drop_er),
+    graylevel, number of components, box, and the transcription, where `|` is a space.
+    """
+    return parse_iam_txt(dataset_dir, LINES, drop_er, check_images)
+
+
+def parse_iam_txt(dataset_dir: str, layout: Layout, drop_er: bool, check_images: bool) -> list[tuple[str, str, str]]:
+    """words.txt or lines.txt (layout says which) -> (id, image path, label) rows, with the checks,
+    the skip counts and the summary both share."""
+    path = os.path.join(dataset_dir, f"{layout.name}.txt")
     if not os.path.isfile(path):
-        raise DatasetError(f"{path} not found: the data folder must hold words.txt and words/ (IAM words layout).")
-    words, skipped, malformed, n_lines = [], defaultdict(list), [], 0
-    er_reason = "marked er (bad segmentation box)"
+        raise DatasetError(f"{path} not found: the data folder must hold {layout.name}.txt and {layout.name}/ "
+                           f"(IAM {layout.name} layout).")
+    rows, skipped, malformed, n_lines = _read_iam_txt(path, dataset_dir, layout, drop_er)
+    if check_images:
+        rows, unreadable = drop_unreadable(rows)
+        for problem, ids in unreadable.items():
+            skipped[problem].extend(ids)
+
+    print(f"{path}: {n_lines} data lines read, {len(rows)} {layout.name} kept")
+    if malformed:
+        print(f"  skipped malformed line: {len(malformed)}")
+        for message in malformed[:10]:
+            print(f"    {message}")
+        if len(malformed) > 10:
+            print(f"    ... and {len(malformed) - 10} more")
+    for reason, ids in skipped.items():
+        action = "kept" if reason == _er_reason(layout) and not drop_er else "skipped"
+        print(f"  {action} {reason}: {len(ids)} (e.g. {', '.join(ids[:3])})")
+    if not rows:
+        raise DatasetError(f"{path}: no usable {layout.name} (see the summary above).")
+    return rows
+
+
+def _read_iam_txt(path, dataset_dir, layout, drop_er):
+    """The data lines of path as (rows, {reason skipped: [ids]}, [malformed line messages], data line count)."""
+    rows, skipped, malformed, n_lines = [], defaultdict(list), [], 0
     with open(path, "rb") as f:
         for line_no, raw in enumerate(f, 1):
             try:
@@ -253,48 +311,39 @@ def parse_words_txt(dataset_dir: str, drop_er: bool = True, check_images: bool =
                 continue
             n_lines += 1
             fields = line.split(" ")
-            problem = _line_problem(fields)
+            problem = _line_problem(fields, layout)
             if problem:
                 malformed.append(f"line {line_no}: {problem}")
                 continue
-            word_id, flag, label = fields[0], fields[1], fields[-1]
-            if flag == "er":
-                skipped[er_reason].append(word_id)
+            sample_id, flag, label = fields[0], fields[1], _label(fields, layout)
+            if flag == layout.er_flag:
+                skipped[_er_reason(layout)].append(sample_id)
                 if drop_er:
                     continue
-            parts = word_id.split("-")
-            words.append((word_id, os.path.join(dataset_dir, "words", parts[0], f"{parts[0]}-{parts[1]}",
-                                                f"{word_id}.png"), label))
-
-    if check_images:
-        words, unreadable = drop_unreadable(words)
-        for problem, word_ids in unreadable.items():
-            skipped[problem].extend(word_ids)
-
-    print(f"{path}: {n_lines} word lines read, {len(words)} words kept")
-    if malformed:
-        print(f"  skipped malformed line: {len(malformed)}")
-        for message in malformed[:10]:
-            print(f"    {message}")
-        if len(malformed) > 10:
-            print(f"    ... and {len(malformed) - 10} more")
-    for reason, word_ids in skipped.items():
-        action = "kept" if reason == er_reason and not drop_er else "skipped"
-        print(f"  {action} {reason}: {len(word_ids)} (e.g. {', '.join(word_ids[:3])})")
-    if not words:
-        raise DatasetError(f"{path}: no usable words (see the summary above).")
-    return words
+            parts = sample_id.split("-")
+            rows.append((sample_id, os.path.join(dataset_dir, layout.name, parts[0], f"{parts[0]}-{parts[1]}",
+                                                 f"{sample_id}.png"), label))
+    return rows, skipped, malformed, n_lines
 
 
-def _line_problem(fields: list[str]) -> str | None:
-    """Why a words.txt data line cannot be used, or None."""
-    if len(fields) < 9:
-        return f"{len(fields)} fields, need at least 9"
-    if not WORD_ID.fullmatch(fields[0]):
-        return f"id {fields[0]!r} is not like a01-000u-00-00"
-    if fields[1] not in ("ok", "er"):
-        return f"segmentation flag {fields[1]!r} is not ok or er"
-    if not fields[-1]:
+def _er_reason(layout: Layout) -> str:
+    return f"marked {layout.er_flag} (bad segmentation box)"
+
+
+def _label(fields: list[str], layout: Layout) -> str:
+    """The transcription, the last field, with the layout's space mark as spaces (none at the ends)."""
+    return fields[-1].replace(layout.space, " ").strip(" ")
+
+
+def _line_problem(fields: list[str], layout: Layout) -> str | None:
+    """Why a words.txt or lines.txt data line cannot be used, or None."""
+    if len(fields) < MIN_FIELDS:
+        return f"{len(fields)} fields, need at least {MIN_FIELDS}"
+    if not layout.id_pattern.fullmatch(fields[0]):
+        return f"id {fields[0]!r} is not like {layout.id_example}"
+    if fields[1] not in ("ok", layout.er_flag):
+        return f"segmentation flag {fields[1]!r} is not ok or {layout.er_flag}"
+    if not _label(fields, layout):
         return "empty transcription"
     return None
 
@@ -343,7 +392,7 @@ def split_dataset(words, split: str, dataset_dir: str, seed: int = 42, val_fract
         lands in train and val, so val accuracy is optimistic.
     aachen: the RWTH Aachen split of IAM by form (page), with writers disjoint between
         train, val and test: the split papers report numbers on.
-    files:  dataset_dir/splits/train.txt and valid.txt, word ids one per line.
+    files:  dataset_dir/splits/train.txt and valid.txt, word (or line) ids one per line.
     auto:   files when both exist, else random.
     """
     train_txt, valid_txt = (os.path.join(dataset_dir, "splits", name) for name in ("train.txt", "valid.txt"))
@@ -366,7 +415,7 @@ def split_dataset(words, split: str, dataset_dir: str, seed: int = 42, val_fract
         for path in (train_txt, valid_txt):
             if not os.path.isfile(path):
                 raise DatasetError(f"{path} not found: split 'files' needs splits/train.txt and splits/valid.txt "
-                                   f"in {dataset_dir} (word ids, one per line).")
+                                   f"in {dataset_dir} (word or line ids, one per line).")
         part_of_id = {word_id: "val" for word_id in _read_ids(valid_txt)}
         part_of_id.update((word_id, "train") for word_id in _read_ids(train_txt))
         n_unknown = len(part_of_id.keys() - {word_id for word_id, _, _ in words})

@@ -68,8 +68,10 @@ def help_of(setting):
         return text
     if not isinstance(setting.default, dict):
         return f"{text} (default %(default)s)"
-    default, tutorial = (shown(setting.default[preset]) for preset in PRESETS)
-    return f"{text} (default: {default}{f', tutorial preset: {tutorial}' if tutorial != default else ''})"
+    default = shown(setting.default["default"])
+    others = [f"{preset} preset: {shown(setting.default[preset])}" for preset in PRESETS[1:]
+              if preset in setting.default and setting.default[preset] != setting.default["default"]]
+    return f"{text} (default: {', '.join([str(default)] + others)})"
 
 
 def add_flag(group, setting):

@@ -111,7 +111,9 @@ def save_new_run(configs, splits, labels, args):
                 write_csv(os.path.join(configs.model_path, f"{part}.csv"), ["image_path", "label"], rows)
         # The training words, for lexicon-constrained decoding (inferenceModel.py --lexicon).
         lexicon_path = os.path.join(configs.model_path, "lexicon.txt")
-        write_file(lexicon_path, "".join(f"{word}\n" for word in sorted({label for _, label in splits["train"]})))
+        # A line model's lexicon is the words of its lines: inference applies it word by word.
+        words = {word for _, label in splits["train"] for word in (label.split() if configs.width is None else [label])}
+        write_file(lexicon_path, "".join(f"{word}\n" for word in sorted(words)))
     except OSError as e:
         sys.exit(f"error: cannot write to the model folder {configs.model_path}: {e.strerror or e}")
 

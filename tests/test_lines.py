@@ -1,0 +1,113 @@
+"""Whole lines read by one model (--preset line): trained for real on generated demo lines, exported
+with a free width, read by inferenceModel.py with every decoder, and its words given boxes and
+confidences from the CTC alignment."""
+import csv
+import json
+import os
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+from conftest import run_script
+from htr.images import read_image
+from htr.recognizer import ImageToWordModel
+
+
+@pytest.fixture(scope="module")
+def demo_lines(tmp_path_factory):
+    from htr.data.demo import generate_demo_lines
+    return generate_demo_lines(str(tmp_path_factory.mktemp("lines") / "Demo_Lines"), num_lines=96, seed=3)
+
+
+@pytest.fixture(scope="module")
+def random_line_model(demo_lines, tmp_path_factory):
+    """model.py's line recognizer with random weights, its output layer scaled up so it writes
+    something for every line, exported as train.py exports it (a free width)."""
+    import keras
+
+    from htr.export import export_onnx
+    from model import columns_model
+
+    keras.utils.set_random_seed(0)
+    vocab = "abcdefgh "
+    model = columns_model(input_dim=(48, None, 3), output_dim=len(vocab), dropout=0.1)
+    kernel, bias = model.get_layer("output").get_weights()
+    model.get_layer("output").set_weights([kernel * 30, bias])
+    path = str(tmp_path_factory.mktemp("random_line") / "model.onnx")
+    export_onnx(model, path, {"vocab": vocab, "height": 48, "width": None, "keep_aspect_ratio": True,
+                              "max_text_length": 60, "crop_to_ink": "columns"})
+    return path
+
+
+def line_images(demo_lines):
+    with open(os.path.join(demo_lines, "labels.csv"), encoding="utf-8") as f:
+        return [(os.path.join(demo_lines, row["image_path"]), row["label"]) for row in csv.DictReader(f)]
+
+
+def test_a_line_model_takes_lines_of_any_width(random_line_model, demo_lines):
+    model = ImageToWordModel(random_line_model)
+    assert model.width is None and model.height == 48
+    images = [read_image(path) for path, _ in line_images(demo_lines)[:3]]
+    short = images[0]
+    long = np.hstack([cv2.resize(image, (image.shape[1] * 60 // image.shape[0], 60)) for image in images])
+    for image in (short, long):
+        prepared = model.resize(image)
+        assert prepared.shape[0] == 48 and abs(prepared.shape[1] / image.shape[1] * image.shape[0] / 48 - 1) < 0.2
+    texts, confidences = model.predict_batch([short, long])
+    assert all(texts) and all(0 <= c <= 1 for c in confidences)
+
+
+def test_read_line_gives_every_word_a_box_on_its_ink_and_a_confidence(random_line_model, demo_lines):
+    model = ImageToWordModel(random_line_model)
+    for path, _ in line_images(demo_lines)[:5]:
+        image = read_image(path)
+        line = model.read_line(image)
+        assert line["text"] == model.predict(image)[0]
+        assert [word["text"] for word in line["words"]] == line["text"].split()
+        lefts = [word["box"][0] for word in line["words"]]
+        assert lefts == sorted(lefts)  # in reading order
+        for word in line["words"]:
+            x, y, w, h = word["box"]
+            assert 0 <= x and 0 <= y and x + w <= image.shape[1] and y + h <= image.shape[0]
+            assert 0 <= word["confidence"] <= 1
+            assert (image[y:y + h, x:x + w] < 128).any()  # on ink, not on bare paper
+
+
+@pytest.mark.slow
+def test_a_tiny_line_model_trains_on_demo_lines_and_inference_reads_them(demo_lines, tmp_path):
+    model_dir = str(tmp_path / "line_model")
+    result = run_script("train.py", "--preset", "line", "--data-dir", demo_lines, "--epochs", 4, "--batch-size", 8,
+                        "--model-dir", model_dir)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metadata = {p.key: json.loads(p.value) for p in onnx.load(os.path.join(model_dir, "model.onnx")).metadata_props}
+    assert metadata["width"] is None and metadata["height"] == 48 and " " in metadata["vocab"]
+    with open(os.path.join(model_dir, "history.csv")) as f:
+        losses = [float(row["loss"]) for row in csv.DictReader(f)]
+    assert losses[-1] < 0.8 * losses[0]  # it learns
+    with open(os.path.join(model_dir, "lexicon.txt"), encoding="utf-8") as f:
+        lexicon = f.read().split("\n")
+    assert lexicon and not any(" " in word for word in lexicon)  # the lines' words, applied word by word
+
+    for flags in ([], ["--decoder", "beam"], ["--lexicon", os.path.join(model_dir, "lexicon.txt")]):
+        read = run_script("inferenceModel.py", "--model", model_dir, *flags)
+        assert read.returncode == 0, read.stderr[-2000:]
+        assert "Corpus CER:" in read.stdout and "WER:" in read.stdout
+    image = line_images(demo_lines)[0][0]
+    words = run_script("inferenceModel.py", "--model", model_dir, "--words", image)
+    assert words.returncode == 0, words.stderr[-2000:]
+    first, *word_rows = words.stdout.strip("\n").split("\n")
+    assert first.startswith(image + "\t")
+    for row in word_rows:
+        _, text, confidence, box = row.split("\t")
+        assert text and 0 <= float(confidence) <= 1 and len(box.split(",")) == 4
+
+
+def test_the_line_models_input_is_the_line_scaled_to_its_height(random_line_model):
+    model = ImageToWordModel(random_line_model)
+    line = np.full((120, 1500, 3), 255, np.uint8)
+    cv2.putText(line, "a long line of writing", (20, 80), cv2.FONT_HERSHEY_SIMPLEX, 2.5, (0, 0, 0), 5)
+    prepared = model.resize(line)
+    assert prepared.shape[0] == 48 and prepared.shape[2] == 3
+    assert prepared.shape[1] < 1500 * 48 / 120  # cut to the ink at the left and right first
