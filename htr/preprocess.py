@@ -59,6 +59,8 @@ def crop_to_ink(image, band=False):
     least half as dark, against their paper, as the darkest ink count, down to 0.15 so noise never
     does. A page with no ink comes back as it is."""
     top, bottom, left, right = ink_box(image, band)
+    if (top, bottom, left, right) == (0, image.shape[0], 0, image.shape[1]):
+        return image  # nothing to cut, a page with no ink among them
     return image[top:bottom, left:right]
 
 

@@ -119,7 +119,7 @@ def test_random_and_files_splits_take_line_ids(lines_folder, tmp_path, capsys):
 def test_train_py_trains_on_an_iam_lines_folder(lines_folder, tmp_path):
     folder, _, _ = lines_folder
     model_dir = tmp_path / "model"
-    result = run_script("train.py", "--data-dir", folder, "--epochs", 1, "--batch-size", 4, "--model-dir", model_dir,
+    result = run_script("train.py", "--preset", "line", "--data-dir", folder, "--epochs", 1, "--batch-size", 4, "--model-dir", model_dir,
                         cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "26 data lines read, 20 lines kept" in result.stdout
