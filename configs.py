@@ -49,7 +49,8 @@ SETTINGS = [
             "in the IAM words layout (words.txt + words/a01/a01-000u/*.png), where DIR/splits/train.txt and "
             "valid.txt, when present, define the split", metavar="DIR"),
     Setting("train_csv", "data", "train on the images of this CSV (image_path,label; paths relative to its folder), "
-            "instead of --data-dir or --dataset", metavar="FILE"),
+            "instead of --data-dir or --dataset; give it again to train on several (lines and words, say)",
+            "append", metavar="FILE"),
     Setting("val_csv", "data", "with a labels.csv folder or --train-csv: validate on this CSV's images, instead of "
             "a random 10%% of the training rows (--seed)", metavar="FILE"),
     Setting("archive", "data", "with --dataset iam: an IAM_Words.zip or words.tgz you downloaded yourself, instead "

@@ -30,13 +30,13 @@ from htr.training.run import (build_models, describe_run, new_configs, resumed_r
                               start_strategy)
 
 
-def labels_csv_of(args):
-    """The labels.csv to train on (--train-csv, DIR/labels.csv of --data-dir, or the demo lines of
-    --dataset demo --preset line, generated once), or None for an IAM folder."""
+def labels_csvs_of(args):
+    """The labels.csv files to train on (--train-csv, DIR/labels.csv of --data-dir, or the demo lines
+    of --dataset demo --preset line, generated once), or None for an IAM folder."""
     if args.data_dir and os.path.isfile(os.path.join(args.data_dir, "labels.csv")):
-        return os.path.join(args.data_dir, "labels.csv")
+        return [os.path.join(args.data_dir, "labels.csv")]
     if not args.data_dir and not args.train_csv and args.dataset == "demo" and args.preset == "line":
-        return os.path.join(generate_demo_lines(num_lines=args.demo_words), "labels.csv")
+        return [os.path.join(generate_demo_lines(num_lines=args.demo_words), "labels.csv")]
     return args.train_csv
 
 
@@ -68,12 +68,12 @@ def read_and_split(args):
     """Steps 1 and 2: the dataset's (image path, label) rows, from words.txt, lines.txt or labels.csv,
     split into train and val (and test, with --split aachen). Returns (splits, every label)."""
     try:
-        labels_csv = labels_csv_of(args)
-        if labels_csv:
+        labels_csvs = labels_csvs_of(args)
+        if labels_csvs:
             if args.split not in ("auto", "random"):
-                raise DatasetError(f"--split {args.split} is for IAM folders; {labels_csv} is split at random, "
-                                   "or by --val-csv")
-            splits = split_labels_csv(labels_csv, args.val_csv, seed=args.seed)
+                raise DatasetError(f"--split {args.split} is for IAM folders; {' '.join(labels_csvs)} is split at "
+                                   "random, or by --val-csv")
+            splits = split_labels_csv(labels_csvs, args.val_csv, seed=args.seed)
             return splits, [label for rows in splits.values() for _, label in rows]
         dataset_dir = words_folder(args)
         words = parse_iam_folder(dataset_dir, args)

@@ -83,12 +83,12 @@ def test_labels_keep_spaces_and_unicode_and_the_random_split_follows_the_seed(tm
     labels = [f"Zoë {i}" for i in range(18)] + ['"New, York"', "  e\u0301t\u00e9  "]  # é twice: decomposed, composed
     (tmp_path / "labels.csv").write_text("\ufeff" + "image_path,label\n" + "".join(f"a.png,{label}\n" for label in labels),
                                          encoding="utf-8")  # a byte-order mark, as spreadsheets write
-    split = split_labels_csv(str(tmp_path / "labels.csv"), seed=3)
+    split = split_labels_csv([str(tmp_path / "labels.csv")], seed=3)
     assert (len(split["train"]), len(split["val"])) == (18, 2)
     read = sorted(label for part in ("train", "val") for _, label in split[part])
     assert read == sorted(labels[:18] + ["New, York", "\u00e9t\u00e9"])
-    assert split == split_labels_csv(str(tmp_path / "labels.csv"), seed=3)
-    assert split != split_labels_csv(str(tmp_path / "labels.csv"), seed=4)
+    assert split == split_labels_csv([str(tmp_path / "labels.csv")], seed=3)
+    assert split != split_labels_csv([str(tmp_path / "labels.csv")], seed=4)
 
 
 def broken_csv(folder, good_rows):

@@ -110,15 +110,17 @@ def read_labelled_csv(csv_path: str) -> list[tuple[str, str]]:
     return rows
 
 
-def split_labels_csv(train_csv: str, val_csv: str | None = None, seed: int = 42) -> dict[str, list[list[str]]]:
-    """{"train": [[image_path, label], ...], "val": [...], "test": []}: the two files as given,
-    or without val_csv a random 90/10 split of train_csv with `seed` (as iam_words.split_dataset)."""
-    rows = parse_labels_csv(train_csv)
+def split_labels_csv(train_csvs: list[str], val_csv: str | None = None, seed: int = 42) -> dict[str, list[list[str]]]:
+    """{"train": [[image_path, label], ...], "val": [...], "test": []}: the files as given (the
+    training rows of all of train_csvs), or without val_csv a random 90/10 split of them with `seed`
+    (as iam.split_dataset)."""
+    rows = [row for train_csv in train_csvs for row in parse_labels_csv(train_csv)]
     if not val_csv:
-        return split_dataset(rows, "random", os.path.dirname(train_csv), seed=seed)
+        return split_dataset(rows, "random", os.path.dirname(train_csvs[0]), seed=seed)
     val_rows = parse_labels_csv(val_csv, min_rows=1)
     shared = {path for _, path, _ in rows} & {path for _, path, _ in val_rows}
     if shared:
-        print(f"  note: {len(shared)} images are in both {train_csv} and {val_csv}: validation overrates them")
+        print(f"  note: {len(shared)} images are in both {' and '.join(train_csvs)} and {val_csv}: validation "
+              "overrates them")
     return {"train": [[path, label] for _, path, label in rows], "val": [[path, label] for _, path, label in val_rows],
             "test": []}

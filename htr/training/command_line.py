@@ -79,8 +79,10 @@ def add_flag(group, setting):
     (or the model --init-from names) decides."""
     options = {"help": help_of(setting), "metavar": setting.metavar,
                "default": None if isinstance(setting.default, dict) else setting.default}
-    if setting.type == "flag":
-        group.add_argument(flag(setting), action="store_true", help=options["help"])
+    if setting.type in ("flag", "append"):
+        action = {"flag": "store_true", "append": "append"}[setting.type]
+        group.add_argument(flag(setting), action=action, help=options["help"],
+                           **({"metavar": setting.metavar} if setting.type == "append" else {}))
         return
     if setting.type == "yes_no":
         options["metavar"] = "{yes,no}"
