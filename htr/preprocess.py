@@ -91,11 +91,11 @@ def ink_box(image, band=False):
 
 def prepare(image, height, width, crop=None, keep_aspect_ratio=False):
     """Any BGR uint8 image -> exactly what the model is fed, (height, width, 3) uint8: cut to its ink
-    (crop "columns" or "band"; None, as models from before cropping were trained, leaves it whole),
+    (crop "columns" or "band"; "none", or None as models from before cropping were trained, leaves it whole),
     then stretched to the size, or scaled to fit and padded with white (keep_aspect_ratio). The
     resizing is mltu's ImageResizer's, which training used before this module existed. width None
     (a line model): scaled to `height`, its width following (scale_to_height)."""
-    if crop:
+    if crop in ("columns", "band"):
         image = crop_to_ink(image, band=crop == "band")
     if width is None:
         return scale_to_height(image, height)

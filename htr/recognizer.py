@@ -82,7 +82,7 @@ class ImageToWordModel(OnnxInferenceModel):
             # How train.py cut the words: "columns" or "band" (models that wrote true: columns; before that, none).
             self.crop = {True: "columns", False: None}.get(self.metadata.get("crop_to_ink", False),
                                                           self.metadata.get("crop_to_ink"))
-            if self.crop not in (None, "columns", "band"):
+            if self.crop not in (None, "columns", "band", "none"):
                 raise ValueError
         except (KeyError, ValueError, TypeError):
             raise ModelFileError(f"{self.model_path} has no vocabulary/input-size metadata; export it with train.py") from None
@@ -147,7 +147,7 @@ class ImageToWordModel(OnnxInferenceModel):
         puts its characters (htr.alignment), mapped back to pixels of `image` and trimmed to the ink, and
         its confidence the model's probability of that word over those time steps."""
         whole = (0, image.shape[0], 0, image.shape[1])
-        top, bottom, left, right = ink_box(image, self.crop == "band") if self.crop else whole
+        top, bottom, left, right = ink_box(image, self.crop == "band") if self.crop in ("columns", "band") else whole
         prepared = self.resize(image)
         probabilities = self.probabilities(stack_padded([prepared]))[0]
         texts, text_confidences = self.decode(probabilities[np.newaxis])
