@@ -4,6 +4,7 @@
     python -m benchmarks.quality budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
     python -m benchmarks.quality pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S] [--line-pitch UNITS]
     python -m benchmarks.quality lines --model DIR --csv FILE [--decoder greedy|beam] [--lexicon FILE]
+    python -m benchmarks.quality real-pages --model DIR --gw-pages DIR [--pages 300-304] [--gw-lines DIR]
 
 photos: how much worse a model reads words photographed with a phone than scanned: its CER on a
 labelled CSV's images and on photo-like copies of them (htr.data.augment.photo_like: tinted paper,
@@ -26,6 +27,12 @@ per second of read_page on the pages (one pass; composing and scoring are not ti
 lines: how well a model reads a labelled CSV of images (lines, or words): CER, WER and images read
 exactly right, and images per second from files to text with onnxruntime on this machine's cores
 (inferenceModel.py's batched path, best of REPEATS rounds).
+
+real-pages: read_page on real page scans with their truth (gw_pages: every word's ink box, line and
+text): lines found (precision, recall, F1 at IoU >= 0.5 against each true line's box, the box of its
+words), word boxes (the same against each word's ink box), page CER (whitespace normalised) beside the
+same model's CER on the same pages' lines cropped by hand (gw_lines, when given), and pages per second
+of read_page (one pass).
 """
 import argparse
 import json
@@ -42,7 +49,7 @@ from htr.data.augment import photo_like
 from htr.data.labels_csv import DatasetError, read_labelled_csv
 from htr.images import UnreadableImage, read_image
 from htr.pages.compose import compose_page, dataset_lines, matched_boxes, page_text
-from htr.pages.reading import read_page
+from htr.pages.reading import enclosing_box, read_page
 from htr.recognizer import CORES, ImageToWordModel, ModelFileError, predict_files
 from htr.scoring import confidence_auroc, score
 
@@ -210,6 +217,63 @@ def bench_lines(args):
           f"{summary['word_accuracy']:.1%}; {len(rows) / seconds:.1f} images/s")
 
 
+def page_numbers(spec):
+    """"300-304" or "300,302" -> ["300", ..., "304"]."""
+    numbers = []
+    for part in spec.split(","):
+        first, _, last = part.partition("-")
+        numbers += [str(n) for n in range(int(first), int(last or first) + 1)]
+    return numbers
+
+
+def true_lines(words):
+    """gw_pages words -> {line number: (box of its words, their texts in order)}."""
+    lines = {}
+    for word in words:
+        lines.setdefault(word["line"], []).append(word)
+    return {number: (enclosing_box([w["box"] for w in line]), [w["text"] for w in line]) for number, line in sorted(lines.items())}
+
+
+def f1(hits, found, true):
+    precision, recall = hits / max(found, 1), hits / max(true, 1)
+    return precision, recall, 2 * precision * recall / max(precision + recall, 1e-9)
+
+
+def bench_real_pages(args):
+    model = ImageToWordModel(args.model)
+    counts = np.zeros(7, int)  # lines matched, found, true; words matched, found, true; page characters
+    page_edits = cropped_edits = 0
+    seconds = 0.0
+    for page in page_numbers(args.pages):
+        with open(os.path.join(args.gw_pages, f"{page}.json"), encoding="utf-8") as f:
+            truth = json.load(f)
+        image = read_image(os.path.join(args.gw_pages, "images", f"{page}.jpg"))
+        began = time.perf_counter()
+        result = read_page(model, image)
+        seconds += time.perf_counter() - began
+        lines = true_lines(truth["words"])
+        counts[:3] += [matched_boxes([line["box"] for line in result["lines"]], [box for box, _ in lines.values()]),
+                       len(result["lines"]), len(lines)]
+        counts[3:6] += [matched_boxes([word["box"] for word in result["words"]], [word["box"] for word in truth["words"]]),
+                        len(result["words"]), len(truth["words"])]
+        truth_text = page_text([texts for _, texts in lines.values()])
+        counts[6] += len(truth_text)
+        page_edits += edit_distance(list(page_text([line["text"].split() for line in result["lines"]])), list(truth_text))
+        if args.gw_lines:
+            paths = [os.path.join(args.gw_lines, "images", f"{page}-{number:02d}.jpg") for number in lines]
+            cropped = predict_files(model, paths, BATCH_SIZE)[0]
+            cropped_edits += edit_distance(list(page_text([(text or "").split() for text in cropped])), list(truth_text))
+    print(f"Model {model.model_path}: pages {args.pages} of {args.gw_pages}, {CORES} CPU cores")
+    print("  lines found at IoU >= 0.5: precision {:.3f}, recall {:.3f}, F1 {:.3f}".format(*f1(*counts[:3])),
+          f"({counts[0]} of {counts[2]} true lines, {counts[1]} found)")
+    print("  word boxes at IoU >= 0.5: precision {:.3f}, recall {:.3f}, F1 {:.3f}".format(*f1(*counts[3:6])),
+          f"({counts[3]} of {counts[5]} true words, {counts[4]} found)")
+    cropped = f" against {cropped_edits / counts[6]:.2%} for the same lines cropped by hand " \
+              f"({100 * (page_edits - cropped_edits) / counts[6]:+.2f} points)" if args.gw_lines else ""
+    print(f"  page CER {page_edits / counts[6]:.2%}{cropped}")
+    print(f"  {len(page_numbers(args.pages)) / seconds:.2f} pages/s")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -243,10 +307,16 @@ def main(argv=None):
     lines.add_argument("--decoder", choices=["greedy", "beam"], default="greedy", help="(default %(default)s)")
     lines.add_argument("--lexicon", metavar="FILE", help="one word per line, applied word by word within a line")
     lines.set_defaults(run=bench_lines)
+    real = subcommands.add_parser("real-pages", help="read_page on real scans: lines and word boxes found, page CER, pages/s")
+    real.add_argument("--model", required=True, help="a .onnx file or a model folder")
+    real.add_argument("--gw-pages", required=True, help="page scans with truth: images/<page>.jpg beside <page>.json")
+    real.add_argument("--pages", default="300-304", help="which pages, e.g. 300-304 or 300,302 (default %(default)s)")
+    real.add_argument("--gw-lines", help="the same pages' lines cropped by hand, images/<page>-<line>.jpg, to compare with")
+    real.set_defaults(run=bench_real_pages)
     args = parser.parse_args(argv)
     if getattr(args, "minutes", 1) <= 0:
         parser.error("--minutes must be above 0")
-    if getattr(args, "pages", 1) < 1 or getattr(args, "lines", 1) < 1:
+    if args.subcommand == "pages" and (args.pages < 1 or args.lines < 1):
         parser.error("--pages and --lines must be at least 1")
     if (getattr(args, "line_pitch", None) or 1) <= 0:
         parser.error("--line-pitch must be above 0")

@@ -142,14 +142,39 @@ class ImageToWordModel(OnnxInferenceModel):
         return texts[0], text_confidences[0]
 
     def read_line(self, image):
-        """A BGR uint8 line image -> {"text", "confidence", "words": [{"box": [x, y, w, h], "text",
-        "confidence"}, ...]}, read in one pass: each word's box is where the CTC alignment of the reading
-        puts its characters (htr.alignment), mapped back to pixels of `image` and trimmed to the ink, and
-        its confidence the model's probability of that word over those time steps."""
+        """A BGR uint8 line image -> {"text", "confidence", "words": [...]} (read_lines)."""
+        return self.read_lines([image])[0]
+
+    def read_lines(self, images, batch_size=16):
+        """BGR uint8 line images -> one {"text", "confidence", "words": [{"box": [x, y, w, h], "text",
+        "confidence"}, ...]} each: each word's box is where the CTC alignment of the reading puts its
+        characters (htr.alignment), mapped back to pixels of its image and trimmed to the ink, and its
+        confidence the model's probability of that word over those time steps. Lines of about the same
+        width share a model call (sorted by width: little padding, which the BiLSTM would read too), and
+        each line's time steps past its own width are left out."""
+        prepared = [self.resize(image) for image in images]
+        order = sorted(range(len(images)), key=lambda index: prepared[index].shape[1])
+        batch_size = max(1, min(batch_size, -(-len(images) // CORES)))  # every core gets a batch
+        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+        def read_batch(batch):
+            probabilities = self.probabilities(stack_padded([prepared[index] for index in batch]))
+            steps_per_pixel = probabilities.shape[1] / max(prepared[index].shape[1] for index in batch)
+            return [self.read_aligned(images[index], prepared[index],
+                                      line[:min(len(line), max(1, round(prepared[index].shape[1] * steps_per_pixel)))])
+                    for index, line in zip(batch, probabilities)]
+
+        readings = [None] * len(images)
+        with ThreadPoolExecutor(max_workers=CORES) as pool:  # one batch per core, as predict_files does
+            for batch, batch_readings in zip(batches, pool.map(read_batch, batches)):
+                for index, reading in zip(batch, batch_readings):
+                    readings[index] = reading
+        return readings
+
+    def read_aligned(self, image, prepared, probabilities):
+        """One line's reading from its own time steps: its text, confidence, and words with boxes."""
         whole = (0, image.shape[0], 0, image.shape[1])
         top, bottom, left, right = ink_box(image, self.crop == "band") if self.crop in ("columns", "band") else whole
-        prepared = self.resize(image)
-        probabilities = self.probabilities(stack_padded([prepared]))[0]
         texts, text_confidences = self.decode(probabilities[np.newaxis])
         words, spans = word_spans(probabilities, texts[0], self.vocab)
         # One time step is input width / steps prepared pixels, and a prepared pixel this many of the image's.

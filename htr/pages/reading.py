@@ -1,14 +1,21 @@
 """read_page: a word, a line or a whole page -> its words (box, text, confidence), lines and text.
-htr.pages.segmentation finds the words; the recognizer reads them in batches."""
+With a line model (one whose input width follows the image), htr.pages.lines finds the page's lines and
+the model reads each whole, its words and their boxes coming from the reading's alignment; with a word
+model, htr.pages.segmentation finds the words and the model reads them in batches."""
 import numpy as np
 
 from htr.images import UnreadableImage
+from htr.pages.lines import find_text_lines
 from htr.pages.segmentation import Word, find_words, reading_images
+from htr.preprocess import ink_mask
 
 MAX_PAGE_PIXELS = 50_000_000  # read_page works on the full image: a 48-megapixel phone photo, not much more
 PAGE_BATCH = 64  # read_page reads this many words per model call
 WHOLE_WORD_CHECK = 16  # read_page also reads an image whole if it finds at most this many words in it,
 WHOLE_WORD_CONFIDENCE = 0.5  # and keeps that reading if at least this sure of it
+# A found line is read from its ink's box widened by LINE_MARGIN pixels, and by these shares of its height
+# above and below: as gw_lines' lines were cut, around their words' polygons (medians on pages 270-279).
+LINE_MARGIN, MARGIN_ABOVE, MARGIN_BELOW = 8, 0.15, 0.11
 
 
 def read_page(model, image):
@@ -19,6 +26,8 @@ def read_page(model, image):
     broke up (a small image, or strokes of the neighbouring lines at its edges): read_whole decides.
     UnreadableImage for an image it cannot work on; a page without writing gives no words."""
     check_page(image)
+    if model.width is None:
+        return read_lines_of_page(model, image)
     lines = find_words(image)
     words = [(number, word) for number, line in enumerate(lines) for word in line]
     texts, certainties = read_words(model, [word for _, word in words])
@@ -28,6 +37,45 @@ def read_page(model, image):
             lines, texts, certainties = whole
             words = [(0, lines[0][0])]
     return page_result(lines, words, texts, certainties)
+
+
+def read_lines_of_page(model, image):
+    """A line model's reading of a page: every line htr.pages.lines finds, cut as a rectangle around
+    it (LINE_MARGIN, MARGIN_ABOVE, MARGIN_BELOW), is read whole (ImageToWordModel.read_lines); each
+    word's box is the ink, within the line's own rows, of the columns the alignment gives it. A line
+    read as nothing is left out (a speck or a stamp the line finder took for writing). Lines keep
+    their polygon and baseline."""
+    found = find_text_lines(image)
+    height, width = image.shape[:2]
+    cuts = [(max(0, x - LINE_MARGIN), max(0, round(y - LINE_MARGIN - MARGIN_ABOVE * h)),
+             min(width, x + w + LINE_MARGIN), min(height, round(y + h + LINE_MARGIN + MARGIN_BELOW * h)))
+            for x, y, w, h in (line["box"] for line in found)]
+    readings = model.read_lines([image[top:bottom, left:right] for left, top, right, bottom in cuts])
+    result = {"words": [], "lines": []}
+    for line, reading, (left, top, right, bottom) in zip(found, readings, cuts):
+        if not reading["text"].strip():
+            continue
+        ink = ink_mask(image[top:bottom, left:right])
+        x, y, w, h = line["box"]
+        for word in reading["words"]:
+            box = ink_box_in_rows(ink, word["box"], y - top, y + h - top)
+            result["words"].append({"box": [box[0] + left, box[1] + top, box[2], box[3]], "text": word["text"],
+                                    "confidence": word["confidence"], "line": len(result["lines"])})
+        result["lines"].append({**line, "text": reading["text"], "confidence": reading["confidence"]})
+    result["text"] = "\n".join(line["text"] for line in result["lines"])
+    return result
+
+
+def ink_box_in_rows(ink, box, first_row, end_row):
+    """A word's [x, y, w, h] in its line cut, narrowed to its ink within rows [first_row, end_row):
+    the strokes of the lines above and below, which reach into the cut, are not the word's. Its
+    columns at those rows' full height when they hold no ink there."""
+    x, _, w, _ = box
+    inked = ink[first_row:end_row, x:x + w]
+    rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    if not len(rows):
+        return [x, first_row, w, end_row - first_row]
+    return [x + int(columns[0]), first_row + int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
 def read_words(model, words):
