@@ -2,12 +2,13 @@
 With a line model (one whose input width follows the image), htr.pages.lines finds the page's lines and
 the model reads each whole, its words and their boxes coming from the reading's alignment; with a word
 model, htr.pages.segmentation finds the words and the model reads them in batches."""
+import cv2
 import numpy as np
 
 from htr.images import UnreadableImage
 from htr.pages.lines import find_text_lines
 from htr.pages.segmentation import Word, find_words, reading_images
-from htr.preprocess import ink_mask
+from htr.preprocess import paper_brightness
 
 MAX_PAGE_PIXELS = 50_000_000  # read_page works on the full image: a 48-megapixel phone photo, not much more
 PAGE_BATCH = 64  # read_page reads this many words per model call
@@ -16,6 +17,7 @@ WHOLE_WORD_CONFIDENCE = 0.5  # and keeps that reading if at least this sure of i
 # A found line is read from its ink's box widened by LINE_MARGIN pixels, and by these shares of its height
 # above and below: as gw_lines' lines were cut, around their words' polygons (medians on pages 270-279).
 LINE_MARGIN, MARGIN_ABOVE, MARGIN_BELOW = 8, 0.15, 0.11
+FAINT_INK = 0.2  # faint_ink: a fifth as dark as the darkest ink
 
 
 def read_page(model, image):
@@ -55,7 +57,7 @@ def read_lines_of_page(model, image):
     for line, reading, (left, top, right, bottom) in zip(found, readings, cuts):
         if not reading["text"].strip():
             continue
-        ink = ink_mask(image[top:bottom, left:right])
+        ink = faint_ink(image[top:bottom, left:right])
         x, y, w, h = line["box"]
         for word in reading["words"]:
             box = ink_box_in_rows(ink, word["box"], y - top, y + h - top)
@@ -66,13 +68,29 @@ def read_lines_of_page(model, image):
     return result
 
 
+def faint_ink(image):
+    """Where a line cut's ink is, faint strokes too: anything FAINT_INK as dark, against its paper, as the
+    darkest ink (ink_mask's half loses the thin upstrokes that join an ascender to its letter)."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    darkness = cv2.blur(1 - grey / np.maximum(paper_brightness(grey, max(3, grey.shape[0] // 4)), 1), (3, 3))
+    return darkness > max(FAINT_INK * darkness.max(), 0.1)
+
+
 def ink_box_in_rows(ink, box, first_row, end_row):
-    """A word's [x, y, w, h] in its line cut, narrowed to its ink within rows [first_row, end_row):
-    the strokes of the lines above and below, which reach into the cut, are not the word's. Its
-    columns at those rows' full height when they hold no ink there."""
+    """A word's [x, y, w, h] in its line cut, from its columns' ink: the pieces of ink (connected
+    components) that reach into the line's core, the rows where its ink is densest (its x-height),
+    within rows [first_row, end_row). The strokes of the lines above and below reach into the cut,
+    and even into the line's box, but not into its core. Its columns at those rows' full height when
+    no ink there does."""
     x, _, w, _ = box
-    inked = ink[first_row:end_row, x:x + w]
-    rows, columns = np.flatnonzero(inked.any(axis=1)), np.flatnonzero(inked.any(axis=0))
+    rows = ink[first_row:end_row].sum(axis=1)
+    core = np.flatnonzero(rows >= 0.5 * rows.max()) + first_row if rows.max() else []
+    count, labels = cv2.connectedComponents(ink[first_row:end_row, x:x + w].astype(np.uint8), connectivity=8)
+    if count < 2 or not len(core):
+        return [x, first_row, w, end_row - first_row]
+    touching = np.unique(labels[core[0] - first_row:core[-1] - first_row + 1])
+    kept = np.isin(labels, touching[touching > 0])
+    rows, columns = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
     if not len(rows):
         return [x, first_row, w, end_row - first_row]
     return [x + int(columns[0]), first_row + int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)]
