@@ -184,7 +184,8 @@ def _points(text, element):
         return None
     numbers = [_number(value, element) for value in re.split(r"[\s,]+", text.strip())]
     if len(numbers) % 2:
-        raise XmlError(f"line {element.get('ID') or element.get('id')}: {text[:40]!r} is not x,y pairs", "bad coordinates")
+        raise XmlError(f"line {element.get('ID') or element.get('id')}: {text[:40]!r} is not x,y pairs",
+                       "bad coordinates")
     return [numbers[i:i + 2] for i in range(0, len(numbers), 2)]
 
 
@@ -281,7 +282,7 @@ def cut_line(image: np.ndarray, line: dict, x_scale: float = 1.0, y_scale: float
     points = np.clip(points, 0, (width, height))
     (left, top), (right, bottom) = np.floor(points.min(axis=0)).astype(int), np.ceil(points.max(axis=0)).astype(int)
     if right - left < 2 or bottom - top < 2:
-        raise XmlError("too small to read (under 2 pixels wide or high)")
+        raise XmlError("under 2 pixels wide or high", "too small")
     crop = image[top:bottom, left:right].copy()
     inside = np.zeros(crop.shape[:2], np.uint8)
     cv2.fillPoly(inside, [np.round(points - (left, top)).astype(np.int32)], 1)
@@ -300,10 +301,11 @@ def export_labels_csv(folder: str, cache_dir: str = CACHE_DIR) -> str:
     out once into cache_dir/<folder's name>-<fingerprint>/ and reused while no file in folder
     changes (its fingerprint: the folder's path and every file's name, size and time). Written in a
     temporary folder, then renamed, so an interrupted run never leaves half a cache."""
-    files = sorted(os.path.relpath(os.path.join(root, name), folder) for root, _, names in os.walk(folder) for name in names)
-    stats = [(name, os.stat(os.path.join(folder, name))) for name in files]
-    fingerprint = sha256(repr((CUT_VERSION, os.path.abspath(folder), [(name, s.st_size, s.st_mtime_ns) for name, s in stats]))
-                         .encode("utf-8", "surrogateescape")).hexdigest()[:12]
+    files = sorted(os.path.join(root, name) for root, _, names in os.walk(folder) for name in names)
+    stats = [(os.path.relpath(path, folder), os.stat(path)) for path in files]
+    listing = [(name, stat.st_size, stat.st_mtime_ns) for name, stat in stats]
+    fingerprint = sha256(repr((CUT_VERSION, os.path.abspath(folder), listing)).encode("utf-8", "surrogateescape"))
+    fingerprint = fingerprint.hexdigest()[:12]
     name = re.sub(r"[^\w.-]", "_", os.path.basename(os.path.abspath(folder)))
     cache = os.path.join(cache_dir, f"{name}-{fingerprint}")
     labels_csv = os.path.join(cache, "labels.csv")
@@ -368,13 +370,13 @@ def cut_page(xml_path, page, page_name, out_dir, counts, skipped, notes) -> list
         counts["lines"] += 1
         where = f"{page_name} line {line['id'] or n + 1}"
         if not line["text"]:
-            skipped["lines without text"].append(where)
+            skipped["lines: without text"].append(where)
             continue
         try:
             crop = cut_line(image, line, x_scale, y_scale)
         except XmlError as e:
             print(f"  skipped {where}: {e}")
-            skipped[f"lines {e.reason}"].append(where)
+            skipped[f"lines: {e.reason}"].append(where)
             continue
         image_path = os.path.join(page_dir, f"{n:04d}.png")
         cv2.imwrite(os.path.join(out_dir, image_path), crop)
