@@ -379,7 +379,8 @@ def cut_page(xml_path, page, page_name, out_dir, counts, skipped, notes) -> list
             skipped[f"lines: {e.reason}"].append(where)
             continue
         image_path = os.path.join(page_dir, f"{n:04d}.png")
-        cv2.imwrite(os.path.join(out_dir, image_path), crop)
+        if not cv2.imwrite(os.path.join(out_dir, image_path), crop):
+            raise OSError(f"cannot write {os.path.join(out_dir, image_path)}")
         rows.append([image_path, line["text"], document_of(page_name)])
     return rows
 
