@@ -154,7 +154,7 @@ def points_text(points):
 
 
 def confidence_text(confidence):
-    return f"{min(max(float(confidence), 0.0), 1.0):.4g}"
+    return f"{min(max(float(confidence), 0.0), 1.0):.4f}"
 
 
 def xml_text(text):
