@@ -91,6 +91,8 @@ def read_rows(args, model):
             raise ModelFileError(f"no {'/'.join(IMAGE_EXTENSIONS)} files in {' '.join(args.images)}")
         return rows
     csv_path = args.csv or os.path.join(os.path.dirname(model.model_path), "val.csv")
+    if not args.csv and not os.path.isfile(csv_path):
+        raise ModelFileError(f"{os.path.dirname(model.model_path)} has no val.csv to score: pass image files, --csv FILE or --page IMAGE")
     rows = read_labelled_csv(csv_path)
     print(f"Model {model.model_path}, {len(rows)} labelled images from {csv_path}")
     return rows
