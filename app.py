@@ -5,9 +5,11 @@
     python app.py --host 0.0.0.0        # let other machines in too (it warns: there is no password)
 
 GET / serves the page, static/ (plain HTML, CSS and JavaScript: no build step, nothing from the
-internet). The page sends the image's bytes to POST /api/read?decoder=NAME, which answers with the
-JSON that inferenceModel.py --page writes (words with box, text, confidence and line; lines; text)
-plus "decoder" and "seconds". Every error, bad uploads included, is a 4xx with {"error": "..."}.
+internet). The page sends the image's bytes to POST /api/read?decoder=NAME&name=FILE, which answers
+with the JSON that inferenceModel.py --page writes (words with box, text, confidence and line; lines;
+text) plus "decoder", "seconds", and the reading as ALTO and PAGE XML ("alto_xml", "page_xml", naming
+the image FILE) for the page to offer as downloads. Every error, bad uploads included, is a 4xx with
+{"error": "..."}.
 
 It is Python's own ThreadingHTTPServer (one thread per request) around ImageToWordModel.read_page:
 a page, one POST route and a few fixed files need no web framework.
@@ -27,6 +29,7 @@ from PIL import Image
 
 from htr.images import UnreadableImage, decode_image
 from htr.pages.reading import MAX_PAGE_PIXELS
+from htr.pages.xml_output import page_alto, page_pagexml
 from htr.recognizer import CORES, ImageToWordModel, ModelFileError, newest_model_dir
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -119,7 +122,9 @@ class Handler(BaseHTTPRequestHandler):
         if url.path != "/api/read":
             self.drop_body()
             raise BadRequest(HTTPStatus.NOT_FOUND, f"nothing to POST to at {url.path}; send images to /api/read")
-        decoder = parse_qs(url.query).get("decoder", ["greedy"])[-1]
+        query = parse_qs(url.query)
+        decoder = query.get("decoder", ["greedy"])[-1]
+        name = os.path.basename(query.get("name", [""])[-1])[:200] or "image"  # what the XML calls the image
         if decoder not in self.models:
             self.drop_body()
             raise BadRequest(HTTPStatus.BAD_REQUEST, f"unknown decoder {decoder!r}; this model offers {', '.join(self.models)}")
@@ -147,7 +152,10 @@ class Handler(BaseHTTPRequestHandler):
                 result = self.models[decoder].read_page(image)
             except UnreadableImage as e:
                 raise BadRequest(HTTPStatus.BAD_REQUEST, f"cannot read this image: {e}") from None
-        return {**result, "decoder": decoder, "seconds": round(time.perf_counter() - start, 3)}
+        seconds = round(time.perf_counter() - start, 3)
+        height, width = image.shape[:2]
+        return {**result, "decoder": decoder, "seconds": seconds,
+                "alto_xml": page_alto(result, name, width, height), "page_xml": page_pagexml(result, name, width, height)}
 
     def content_length(self):
         try:

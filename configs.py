@@ -47,12 +47,15 @@ SETTINGS = [
     Setting("data_dir", "data", "train on your own folder instead of --dataset: DIR/labels.csv with the columns "
             "image_path,label (paths relative to DIR; README: Train on your own handwriting), or an extracted folder "
             "in the IAM words layout (words.txt + words/a01/a01-000u/*.png), where DIR/splits/train.txt and "
-            "valid.txt, when present, define the split", metavar="DIR"),
+            "valid.txt, when present, define the split, or an eScriptorium or Transkribus export: ALTO v4 or PAGE XML "
+            "files beside their page images, each line cut out by its polygon", metavar="DIR"),
     Setting("train_csv", "data", "train on the images of this CSV (image_path,label; paths relative to its folder), "
             "instead of --data-dir or --dataset; give it again to train on several (lines and words, say)",
             "append", metavar="FILE"),
-    Setting("val_csv", "data", "with a labels.csv folder or --train-csv: validate on this CSV's images, instead of "
+    Setting("val_csv", "data", "with a labels.csv folder, an export or --train-csv: validate on this CSV's images, instead of "
             "a random 10%% of the training rows (--seed)", metavar="FILE"),
+    Setting("val_dir", "data", "with a --data-dir of ALTO or PAGE XML files: validate on this second export's lines, "
+            "instead of whole documents making up 10%% of the lines (--seed)", metavar="DIR"),
     Setting("archive", "data", "with --dataset iam: an IAM_Words.zip or words.tgz you downloaded yourself, instead "
             "of downloading", metavar="PATH"),
     Setting("dataset_url", "data", "with --dataset iam: where to download IAM_Words.zip from", default=IAM_WORDS_URL),

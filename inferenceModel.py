@@ -6,6 +6,7 @@
     python inferenceModel.py --decoder beam --lexicon Models/.../lexicon.txt   # slower, more accurate
     python inferenceModel.py --quantize --preview preview.png                  # int8 model; see the results
     python inferenceModel.py --page scan.jpg --output-dir pages/ --preview     # a whole line or page: words, lines, text
+    python inferenceModel.py --page scan.jpg --output-dir pages/ --format page # ... as PAGE XML (or alto) for other tools
 
 The .onnx file is all it needs: train.py stores the vocabulary and input size in its metadata.
 The script reads top to bottom: parse the flags, load the model, read the images (files, a CSV,
@@ -22,7 +23,7 @@ import numpy as np
 from htr.data.labels_csv import DatasetError, read_labelled_csv
 from htr.files import write_file
 from htr.images import IMAGE_EXTENSIONS, UnreadableImage, list_images, read_image
-from htr.pages.output import draw_page, page_json
+from htr.pages.output import PAGE_FORMATS, draw_page, page_document
 from htr.preview import write_preview
 from htr.quantize import quantize_model
 from htr.recognizer import ImageToWordModel, ModelFileError, newest_model_dir, predict_files
@@ -54,11 +55,17 @@ def parse_args(argv=None):
                         help="with images: also print each word of a reading, its confidence and its box x,y,w,h "
                              "in the image (where the CTC alignment puts it; for lines read by a line model)")
     parser.add_argument("--page", nargs="+", metavar="IMAGE",
-                        help="read whole lines or pages: find the words, read them, write DIR/NAME.json and print the text")
+                        help="read whole lines or pages: find the words, read them, write DIR/NAME.json (or .xml, see --format) "
+                             "and print the text")
     parser.add_argument("--output-dir", metavar="DIR", help="with --page: where the .json (and .preview.png) files go")
+    parser.add_argument("--format", choices=list(PAGE_FORMATS), default="json",
+                        help="with --page: write NAME.json (default), or NAME.xml in ALTO 4.4 (alto) or PAGE XML 2019-07-15 (page), "
+                             "the formats of archives and transcription tools")
     args = parser.parse_args(argv)
     if args.page and not args.output_dir:
         parser.error("--page needs --output-dir DIR, the folder for the NAME.json results")
+    if args.format != "json" and not args.page:
+        parser.error(f"--format {args.format} is for --page: the XML formats describe whole lines or pages")
     if args.preview == "" and not args.page:
         parser.error("--preview needs a FILE.png to write (only with --page does it name the files itself)")
     if args.batch_size < 1:
@@ -84,15 +91,17 @@ def read_rows(args, model):
             raise ModelFileError(f"no {'/'.join(IMAGE_EXTENSIONS)} files in {' '.join(args.images)}")
         return rows
     csv_path = args.csv or os.path.join(os.path.dirname(model.model_path), "val.csv")
+    if not args.csv and not os.path.isfile(csv_path):
+        raise ModelFileError(f"{os.path.dirname(model.model_path)} has no val.csv to score: pass image files, --csv FILE or --page IMAGE")
     rows = read_labelled_csv(csv_path)
     print(f"Model {model.model_path}, {len(rows)} labelled images from {csv_path}")
     return rows
 
 
-def read_pages(model, paths, output_dir, preview):
-    """--page: each image's read_page result to output_dir/NAME.json ("image": its path), its text
-    to stdout and, with preview, its picture to output_dir/NAME.preview.png. An image that cannot
-    be read is reported in one line and the others go on; the exit code says if any failed."""
+def read_pages(model, paths, output_dir, preview, page_format):
+    """--page: each image's read_page result to output_dir/NAME.json ("image": its path) or, as ALTO
+    or PAGE XML, NAME.xml; its text to stdout and, with preview, its picture to output_dir/NAME.preview.png.
+    An image that cannot be read is reported in one line and the others go on; the exit code says if any failed."""
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as e:
@@ -107,13 +116,14 @@ def read_pages(model, paths, output_dir, preview):
             failed += 1
             continue
         stem = os.path.join(output_dir, os.path.splitext(os.path.basename(path))[0])
+        target = stem + PAGE_FORMATS[page_format]
         try:
-            write_file(stem + ".json", page_json(result))
+            write_file(target, page_document(result, page_format, image.shape, output_dir))
             if preview:
                 write_file(stem + ".preview.png", cv2.imencode(".png", draw_page(image, result))[1].tobytes())
         except OSError as e:
-            sys.exit(f"error: cannot write {stem}.json: {e.strerror or e}; check that {output_dir} is writable")
-        print(f"== {path}: {len(result['words'])} words in {len(result['lines'])} lines -> {stem}.json")
+            sys.exit(f"error: cannot write {target}: {e.strerror or e}; check that {output_dir} is writable")
+        print(f"== {path}: {len(result['words'])} words in {len(result['lines'])} lines -> {target}")
         print(result["text"] if result["words"] else "(no writing found)")
     if failed:
         sys.exit(f"error: {failed} of {len(paths)} images could not be read (listed above)")
@@ -169,7 +179,7 @@ def main(argv=None):
     try:
         model = load_model(args)
         if args.page:
-            return read_pages(model, args.page, args.output_dir, args.preview is not None)
+            return read_pages(model, args.page, args.output_dir, args.preview is not None, args.format)
         rows = read_rows(args, model)
     except (ModelFileError, DatasetError) as e:
         sys.exit(f"error: {e}")

@@ -2,7 +2,8 @@
 
     python train.py --dataset demo     # the embedded offline dataset, no download
     python train.py                    # the IAM words dataset (downloads ~1 GB once)
-    python train.py --data-dir DIR     # a folder with labels.csv (image_path,label), or in IAM's words or lines layout
+    python train.py --data-dir DIR     # a folder with labels.csv (image_path,label), or in IAM's words or lines layout,
+                                       # or an eScriptorium/Transkribus export: ALTO or PAGE XML beside the page images
     python train.py --init-from MODEL --data-dir DIR   # fine-tune a model train.py wrote on new handwriting
 
 Every GPU of the machine is used (--strategy auto); README: "GPUs and several machines"
@@ -21,6 +22,7 @@ import tensorflow as tf
 from htr.data.demo import generate_demo_lines, generate_demo_words
 from htr.data.iam import DatasetError, download_iam_words, parse_lines_txt, parse_words_txt, split_dataset
 from htr.data.labels_csv import split_labels_csv
+from htr.data.xml_pages import is_xml_export, split_xml_export
 from htr.data.pipeline import data_provider, default_workers, training_augmentors
 from htr.training.command_line import parse_train_args
 from htr.training.distribute import DeviceSetupError, PaddedLastBatch, WholeGlobalBatches, writes_files
@@ -51,8 +53,8 @@ def words_folder(args):
             download_iam_words(url=args.dataset_url, archive=args.archive)
     if not any(os.path.isfile(os.path.join(args.data_dir, name)) for name in ("words.txt", "lines.txt")):
         raise DatasetError(f"{args.data_dir} holds neither labels.csv (columns image_path,label), words.txt "
-                           "(IAM words layout) nor lines.txt (IAM lines layout): see README: Train on your own "
-                           "handwriting")
+                           "(IAM words layout), lines.txt (IAM lines layout) nor ALTO or PAGE XML files: see README: "
+                           "Train on your own handwriting")
     return args.data_dir
 
 
@@ -65,15 +67,21 @@ def parse_iam_folder(dataset_dir, args):
 
 
 def read_and_split(args):
-    """Steps 1 and 2: the dataset's (image path, label) rows, from words.txt, lines.txt or labels.csv,
+    """Steps 1 and 2: the dataset's (image path, label) rows, from words.txt, lines.txt, labels.csv or
+    an export's XML (its lines cut out once into a labels.csv, split by document: htr.data.xml_pages),
     split into train and val (and test, with --split aachen). Returns (splits, every label)."""
     try:
         labels_csvs = labels_csvs_of(args)
-        if labels_csvs:
+        export = not labels_csvs and args.data_dir and is_xml_export(args.data_dir)
+        if args.val_dir and not export:
+            raise DatasetError("--val-dir goes with a --data-dir of ALTO or PAGE XML files (with labels.csv: --val-csv)")
+        if labels_csvs or export:
             if args.split not in ("auto", "random"):
-                raise DatasetError(f"--split {args.split} is for IAM folders; {' '.join(labels_csvs)} is split at "
-                                   "random, or by --val-csv")
-            splits = split_labels_csv(labels_csvs, args.val_csv, seed=args.seed)
+                source = args.data_dir if export else " ".join(labels_csvs)
+                raise DatasetError(f"--split {args.split} is for IAM folders; {source} is split at random (an export "
+                                   "by document), or by --val-csv")
+            splits = split_xml_export(args.data_dir, args.val_dir, args.val_csv, seed=args.seed) if export else \
+                split_labels_csv(labels_csvs, args.val_csv, seed=args.seed)
             return splits, [label for rows in splits.values() for _, label in rows]
         dataset_dir = words_folder(args)
         words = parse_iam_folder(dataset_dir, args)

@@ -15,12 +15,16 @@ import onnxruntime as ort
 from mltu.inferenceModel import OnnxInferenceModel
 from tqdm import tqdm
 
+from htr import ASSETS_DIR
 from htr.decoding import beam_search, confidences, greedy_decode, lexicon_decode, read_lexicon
 from htr.images import UnreadableImage, read_image
 from htr.pages.reading import read_page
 from htr.alignment import lexicon_per_word, word_boxes, word_confidences, word_spans
 from htr.preprocess import ink_box, ink_mask, prepare, scaled_width, stack_padded
 
+# A line model trained on Testaments de Poilus (CC-BY 4.0), shipped to read with before training one
+# and to fine-tune from (train.py --init-from); its README.md has its training command and figures.
+STARTING_MODEL_DIR = os.path.join(ASSETS_DIR, "starting_model")
 # predict_files works on this many batches at once, one per core this process may use.
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
@@ -221,7 +225,15 @@ def predict_files(model, paths, batch_size, progress=False):
 
 
 def newest_model_dir(root="Models"):
+    """The folder of the newest model.onnx under root; with none there, the starting model shipped
+    in the repository (STARTING_MODEL_DIR), said on stderr, so there is something to read with before
+    any training."""
     models = glob.glob(os.path.join(root, "**", "model.onnx"), recursive=True)
-    if not models:
+    if models:
+        return os.path.dirname(max(models, key=os.path.getmtime))
+    if not os.path.isfile(os.path.join(STARTING_MODEL_DIR, "model.onnx")):
         raise ModelFileError(f"no model.onnx under {root}/; train one with python train.py, or pass --model")
-    return os.path.dirname(max(models, key=os.path.getmtime))
+    print(f"No model under {root}/: using the starting model {os.path.relpath(STARTING_MODEL_DIR)}, a line model for "
+          "handwriting by many writers (its README.md says how well it reads, LICENSE.md its licence); train your "
+          "own with python train.py, or pass --model", file=sys.stderr)
+    return STARTING_MODEL_DIR

@@ -9,7 +9,8 @@ const INK_WIDTH = 8;  // pad pixels: a tenth to a sixth of the letter height of 
 const $ = (id) => document.getElementById(id);
 const pad = $("pad"), padContext = pad.getContext("2d");
 let maxUploadBytes = 20 * 1024 * 1024;
-let lastImage = null;  // {blob, canvas} of the last image read, read again when the decoder changes
+let lastImage = null;  // {blob, canvas, name} of the last image read, read again when the decoder changes
+let downloadURLs = [];  // the XML files offered for the last reading
 
 // ---- the drawing pad: pointer events, so a mouse, a pen and a finger all draw ----
 function clearPad() {
@@ -57,7 +58,7 @@ $("read-drawing").addEventListener("click", async () => {
   copy.width = pad.width;
   copy.height = pad.height;
   copy.getContext("2d").drawImage(pad, 0, 0);
-  read(await canvasBlob(copy, "image/png"), copy);
+  read(await canvasBlob(copy, "image/png"), copy, "drawing.png");
 });
 
 // ---- images: a dropped or chosen file ----
@@ -86,7 +87,7 @@ async function readFile(file) {
   try {
     bitmap = await createImageBitmap(file);
   } catch {
-    return read(file, null);
+    return read(file, null, file.name);
   }
   const scale = Math.min(1, MAX_SIDE / Math.max(bitmap.width, bitmap.height));
   const canvas = document.createElement("canvas");
@@ -97,7 +98,7 @@ async function readFile(file) {
   context.fillRect(0, 0, canvas.width, canvas.height);
   context.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
   const photo = file.type === "image/jpeg" || file.type === "image/heic" || file.type === "image/webp";
-  read(await canvasBlob(canvas, photo ? "image/jpeg" : "image/png"), canvas);
+  read(await canvasBlob(canvas, photo ? "image/jpeg" : "image/png"), canvas, file.name);
 }
 
 function canvasBlob(canvas, type) {
@@ -105,8 +106,8 @@ function canvasBlob(canvas, type) {
 }
 
 // ---- the API ----
-async function read(blob, canvas) {
-  lastImage = {blob, canvas};
+async function read(blob, canvas, name) {
+  lastImage = {blob, canvas, name};
   if (blob.size > maxUploadBytes) {
     return showError(`The image is ${(blob.size / 2 ** 20).toFixed(1)} MB; the limit is ${maxUploadBytes / 2 ** 20} MB.`);
   }
@@ -114,7 +115,8 @@ async function read(blob, canvas) {
   $("status").textContent = "Reading…";
   document.body.classList.add("busy");
   try {
-    const response = await fetch(`/api/read?decoder=${encodeURIComponent($("decoder").value)}`, {
+    const query = `decoder=${encodeURIComponent($("decoder").value)}&name=${encodeURIComponent(name)}`;
+    const response = await fetch(`/api/read?${query}`, {
       method: "POST",
       headers: {"Content-Type": blob.type || "application/octet-stream"},
       body: blob,
@@ -122,6 +124,7 @@ async function read(blob, canvas) {
     const answer = await response.json().catch(() => ({error: `the server answered ${response.status} without JSON`}));
     if (!response.ok) return showError(`Cannot read this image: ${answer.error}`);
     showResult(answer, canvas);
+    offerDownloads(answer, name);
   } catch (error) {
     showError(`The server did not answer (${error.message}). Is python app.py still running?`);
   } finally {
@@ -129,7 +132,7 @@ async function read(blob, canvas) {
   }
 }
 
-$("decoder").addEventListener("change", () => { if (lastImage) read(lastImage.blob, lastImage.canvas); });
+$("decoder").addEventListener("change", () => { if (lastImage) read(lastImage.blob, lastImage.canvas, lastImage.name); });
 
 function showError(message) {
   $("error").textContent = message;
@@ -186,6 +189,17 @@ function showResult(answer, canvas) {
     return row;
   }));
   $("words").hidden = !words.length;
+}
+
+// The reading as files for other tools, as the server wrote them: ALTO and PAGE XML, named after the image.
+function offerDownloads(answer, name) {
+  downloadURLs.forEach((url) => URL.revokeObjectURL(url));
+  const stem = name.replace(/\.[^.]*$/, "") || "reading";
+  downloadURLs = [["download-alto", answer.alto_xml, ".alto.xml"], ["download-page", answer.page_xml, ".page.xml"]].map(([id, xml, ending]) => {
+    const url = URL.createObjectURL(new Blob([xml], {type: "application/xml"}));
+    Object.assign($(id), {href: url, download: stem + ending});
+    return url;
+  });
 }
 
 // The image as large as the page is wide and at most 70% as high as the window (a word grows, a page shrinks).

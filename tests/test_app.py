@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_script
+from test_xml_output import ALTO, PAGE, alto_lines, page_lines, valid
 
 pytestmark = pytest.mark.slow  # end to end: every test talks to app.py serving a model
 
@@ -154,6 +155,19 @@ def test_a_page_reads_as_lines_of_words(app_url, demo_dir):
     check_page_shape(answer, page)
     assert len(answer["lines"]) == 2 and len(answer["words"]) >= 4
     assert [word["line"] for word in answer["words"]] == sorted(word["line"] for word in answer["words"])
+    check_xml(answer, "image", page)
+
+
+def check_xml(answer, name, image):
+    """The answer's ALTO and PAGE XML are valid, name the image and hold its lines' texts."""
+    texts = [line["text"] for line in answer["lines"]]
+    alto = valid(answer["alto_xml"], "alto-4-4.xsd")
+    assert [line["text"] for line in alto_lines(alto)] == texts
+    assert alto.findtext(".//a:fileName", namespaces=ALTO) == name
+    page = valid(answer["page_xml"], "pagecontent-2019-07-15.xsd")
+    assert [line["text"] for line in page_lines(page)] == texts
+    assert page.find("p:Page", PAGE).get("imageFilename") == name
+    assert page.find("p:Page", PAGE).get("imageWidth") == str(image.shape[1])
 
 
 def png_claiming_size(width, height):
@@ -210,8 +224,9 @@ def test_requests_at_once_each_get_their_own_answer(random_app_url, demo_dir):
     one_by_one = [read(random_app_url, image, decoder) for image, decoder in jobs]
     with ThreadPoolExecutor(len(jobs)) as pool:
         at_once = list(pool.map(lambda job: read(random_app_url, *job), jobs))
-    strip = [(status, {k: v for k, v in answer.items() if k != "seconds"}) for status, answer in one_by_one]
-    assert [(status, {k: v for k, v in answer.items() if k != "seconds"}) for status, answer in at_once] == strip
+    timed = ("seconds", "alto_xml", "page_xml")  # the XML files say when they were written
+    strip = [(status, {k: v for k, v in answer.items() if k not in timed}) for status, answer in one_by_one]
+    assert [(status, {k: v for k, v in answer.items() if k not in timed}) for status, answer in at_once] == strip
     assert [status for status, _ in at_once] == [200] * (len(jobs) - 1) + [400]
     assert len({answer["text"] for _, answer in at_once[:-1]}) > 1  # the readings differ, so a mix-up would show
 
@@ -338,6 +353,7 @@ def test_a_chosen_or_dropped_image_is_read_and_bad_files_are_explained(browser, 
     weak = [word["confidence"] < 0.5 for word in answer["words"]]  # app.js WEAK_CONFIDENCE
     assert ["weak" in span.get_attribute("class") for span in browser.find_elements("css selector", "#text .word")] == weak
     assert ["weak" in (rect.get_attribute("class") or "") for rect in boxes] == weak
+    check_downloads(browser, answer, cv2.imread(page_path), tmp_path / "downloads")
 
     not_an_image = tmp_path / "notes.png"
     not_an_image.write_text("shopping list: eggs")
@@ -356,3 +372,17 @@ def test_a_chosen_or_dropped_image_is_read_and_bad_files_are_explained(browser, 
     wait_for_answer(browser)
     _, answer = read(random_app_url, open(word_path, "rb").read())
     assert not error.is_displayed() and shown_words(browser) == [word["text"] or "∅" for word in answer["words"]]
+
+
+def check_downloads(browser, answer, image, folder):
+    """The page's Download ALTO and Download PAGE XML links, clicked: the files arrive, named after
+    the image, and are the reading in each format."""
+    from selenium.webdriver.support.ui import WebDriverWait
+    folder.mkdir()
+    browser.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)})
+    for link, name in [("download-alto", "page.alto.xml"), ("download-page", "page.page.xml")]:
+        browser.find_element("id", link).click()
+        WebDriverWait(browser, 30).until(lambda _: (folder / name).is_file())
+    assert sorted(os.listdir(folder)) == ["page.alto.xml", "page.page.xml"]
+    check_xml({**answer, "alto_xml": (folder / "page.alto.xml").read_text(encoding="utf-8"),
+               "page_xml": (folder / "page.page.xml").read_text(encoding="utf-8")}, "page.png", image)

@@ -94,6 +94,16 @@ def test_a_tiny_line_model_trains_on_demo_lines_and_inference_reads_them(demo_li
         read = run_script("inferenceModel.py", "--model", model_dir, *flags)
         assert read.returncode == 0, read.stderr[-2000:]
         assert "Corpus CER:" in read.stdout and "WER:" in read.stdout
+    # Fine-tuning a line model (the starting model is one): a line model again, its vocabulary grown.
+    with open(tmp_path / "accents.csv", "w", newline="", encoding="utf-8") as f:
+        csv.writer(f).writerows([("image_path", "label")] + [(path, label.replace("e", "é")) for path, label in line_images(demo_lines)])
+    tuned_dir = str(tmp_path / "tuned")
+    tuned = run_script("train.py", "--init-from", model_dir, "--train-csv", tmp_path / "accents.csv", "--epochs", 1,
+                       "--model-dir", tuned_dir)
+    assert tuned.returncode == 0, tuned.stdout[-3000:] + tuned.stderr[-3000:]
+    grown = {p.key: json.loads(p.value) for p in onnx.load(os.path.join(tuned_dir, "model.onnx")).metadata_props}
+    assert grown["width"] is None and grown["vocab"] == metadata["vocab"] + "é"
+
     image = line_images(demo_lines)[0][0]
     words = run_script("inferenceModel.py", "--model", model_dir, "--words", image)
     assert words.returncode == 0, words.stderr[-2000:]

@@ -1,8 +1,14 @@
-"""A page's reading as files: JSON (one word or line per row) and a picture of it."""
+"""A page's reading as files: JSON (one word or line per row), ALTO or PAGE XML (htr.pages.xml_output),
+and a picture of it."""
 import json
+import os
 
 import cv2
 import numpy as np
+
+from htr.pages.xml_output import page_alto, page_pagexml
+
+PAGE_FORMATS = {"json": ".json", "alto": ".xml", "page": ".xml"}  # inferenceModel.py --format: the file each writes
 
 
 def page_json(result):
@@ -11,6 +17,19 @@ def page_json(result):
         return "[" + ",".join("\n  " + json.dumps(item, ensure_ascii=False) for item in items) + ("\n ]" if items else "]")
     return "{\n" + ",\n".join([f' "image": {json.dumps(result["image"], ensure_ascii=False)}', f' "words": {rows(result["words"])}',
                                f' "lines": {rows(result["lines"])}', f' "text": {json.dumps(result["text"], ensure_ascii=False)}']) + "\n}\n"
+
+
+def page_document(result, page_format, image_shape, folder):
+    """read_page's result, with "image": the image's path, as the text of a PAGE_FORMATS file to be
+    written in `folder`. ALTO and PAGE XML name the image by its path from there, as their readers expect."""
+    if page_format == "json":
+        return page_json(result)
+    try:
+        image_name = os.path.relpath(result["image"], folder)
+    except ValueError:  # Windows: the image is on another drive
+        image_name = os.path.abspath(result["image"])
+    height, width = image_shape[:2]
+    return (page_alto if page_format == "alto" else page_pagexml)(result, image_name, width, height)
 
 
 def draw_page(image, result):

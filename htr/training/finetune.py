@@ -30,7 +30,7 @@ def starting_configs(path):
                                  "and configs.yaml): pass such a folder, or the model.keras in one")
     try:
         configs = load_configs(configs_path)  # upgraded, if an older version wrote it
-        assert configs.vocab and configs.architecture and configs.height and configs.width
+        assert configs.vocab and configs.architecture and configs.height and (configs.width is None or configs.width > 0)
     except (OSError, yaml.YAMLError, TypeError, ValueError, AttributeError, AssertionError):
         raise StartingModelError(f"--init-from {path}: {configs_path} is not a configs.yaml written by train.py") from None
     configs.init_weights = weights
