@@ -1,0 +1,231 @@
+"""Find the text lines of a scanned or photographed page, fast, with OpenCV and NumPy alone.
+
+    from htr.pages.lines import find_text_lines
+    lines = find_text_lines(bgr_image)   # [{"box": [x, y, w, h], "polygon": [[x, y], ...], "baseline": [[x, y], ...]}, ...]
+
+Lines come top to bottom, in pixels of the input image. The page is worked on at most
+WORKING_SIZE pixels on its long side (a letter of a scanned page is still 8 or more pixels tall
+there) and the lines are mapped back.
+
+1. Ink: the page is flattened against its paper and binarised (htr.pages.segmentation's flatten,
+   binarize, remove_rules: toned paper, uneven light, rules of ruled paper and forms).
+2. What is not writing goes: specks, and marks far taller than the page's letters or touching the
+   page's edge and large (the dark border around a scanned page, the book's edge, a stamp's frame).
+3. Skew and lines, as segmentation.find_words finds them: the deskewed ink blurred much wider than
+   tall, each line's core is its density ridge; every ink component goes to the line whose core it
+   is in, one in two cores is split where the strokes meet.
+4. Each line's box encloses its ink; its polygon follows the top and bottom of its ink, column by
+   column; its baseline the bottom of its x-height band.
+"""
+import cv2
+import numpy as np
+
+from htr.pages.segmentation import (binarize, estimate_skew, flatten, give_loose_pieces, remove_rules,
+                                    rotation_onto_canvas, split_along_ink, stroke_width)
+
+WORKING_SIZE = 1000  # pixels on the long side the lines are found at (smaller pages are not enlarged)
+TALLEST_LETTER = 6  # a mark taller than this many of the page's median letter heights is not writing
+RIDGE_LEVEL = 0.15  # a line's ridge is at least this share of the page's densest blurred ink (faint lines too)
+LINE_GAP = 6  # pieces of a line at the same height at most this many line pitches apart are one line
+EDGE_MARK = 3  # a mark touching the page's edge and this many letters tall (or 10 times as wide) is the border
+
+
+def find_text_lines(image):
+    """BGR or grey uint8 image -> its text lines, top to bottom (see the module's docstring)."""
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    scale = min(1.0, WORKING_SIZE / max(gray.shape))
+    small = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))),
+                       interpolation=cv2.INTER_AREA) if scale < 1 else gray
+    scale_xy = gray.shape[1] / small.shape[1], gray.shape[0] / small.shape[0]
+    ink, pen = writing_ink(small)
+    if ink is None:
+        return []
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= max(4, pen * pen)
+    keep[0] = False
+    if not keep.any():
+        return []
+    ys, xs = np.nonzero(keep[labels])
+    order = np.argsort(labels[ys, xs], kind="stable")  # each component's pixels in one slice
+    ys, xs = ys[order], xs[order]
+    component = labels[ys, xs]
+    angle = estimate_skew(xs.astype(np.float64), ys.astype(np.float64), max(1.0, pen / 2))
+    rotation, (out_w, out_h) = rotation_onto_canvas(small.shape[1], small.shape[0], angle)
+    xr = rotation[0, 0] * xs + rotation[0, 1] * ys + rotation[0, 2]
+    yr = rotation[1, 0] * xs + rotation[1, 1] * ys + rotation[1, 2]
+    col, row = np.clip(np.round(xr).astype(int), 0, out_w - 1), np.clip(np.round(yr).astype(int), 0, out_h - 1)
+    ink_rotated = np.zeros((out_h, out_w), np.float32)
+    ink_rotated[row, col] = 1
+    pitch = line_pitch(ink_rotated)
+    tracks = track_lines(ink_rotated, pitch)
+    if not tracks:
+        return []
+    cores = np.zeros((out_h, out_w), np.int32)
+    for number, track in enumerate(tracks, start=1):
+        draw_core(cores, track, number, pitch)
+    line_of_pixel = assign_components(xs, ys, cores[row, col] - 1, component, keep, pen, len(tracks), small.shape)
+    back = cv2.invertAffineTransform(rotation)
+    lines = []
+    for line in np.argsort([np.median(track[:, 1]) for track in tracks]):
+        mine = line_of_pixel == line
+        if mine.sum() >= pitch * pen and np.ptp(yr[mine]) >= pitch / 4:  # not a letter's ink, or flat: noise, a rule's remains
+            lines.append(describe_line(xs[mine], ys[mine], xr[mine], yr[mine], back, pitch / 3, scale_xy))
+    return lines
+
+
+def writing_ink(gray):
+    """Grey page -> (ink mask of what may be writing, pen width), or (None, None) where there is no
+    ink. Marks touching the page's edge and large (the dark border around a scan, a book's edge)
+    go first, as they would spoil the pen width and the skew; then the rules."""
+    darkness = flatten(gray)
+    ink = binarize(darkness)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return None, None
+    x, y, w, h, area = (stats[:, index] for index in range(5))
+    touches_edge = (x <= 1) | (y <= 1) | (x + w >= gray.shape[1] - 1) | (y + h >= gray.shape[0] - 1)
+    size = max(gray.shape) / 40  # about a line of writing at the working size
+    border = touches_edge & ((h > EDGE_MARK * size) | (w > 10 * EDGE_MARK * size))
+    border |= (h > TALLEST_LETTER * size) & (area > 0.3 * w * h)
+    border[0] = True
+    ink &= ~border[labels]
+    darkness = np.where(border[labels], 0, darkness)
+    if not ink.any():
+        return None, None
+    ink, _ = remove_rules(ink, darkness)
+    return ink, stroke_width(ink)
+
+
+def line_pitch(ink):
+    """The distance between lines (pixels), from the autocorrelation of the rows' ink in vertical
+    strips: its first peak is one line pitch. The median over the strips that have one."""
+    height, width = ink.shape
+    pitches = []
+    strips = max(1, width // 100)
+    for index in range(strips):
+        profile = ink[:, index * width // strips:(index + 1) * width // strips].sum(axis=1)
+        profile = np.convolve(profile, np.exp(-0.5 * (np.arange(-6, 7) / 2) ** 2), mode="same")
+        profile -= profile.mean()
+        if not profile.any():
+            continue
+        lags = np.arange(8, min(height // 3, 200))
+        correlation = np.array([np.dot(profile[:-lag], profile[lag:]) for lag in lags]) / np.dot(profile, profile)
+        peaks = np.nonzero((correlation[1:-1] > correlation[:-2]) & (correlation[1:-1] >= correlation[2:])
+                           & (correlation[1:-1] > 0.1))[0]
+        if len(peaks):
+            pitches.append(lags[peaks[0] + 1])
+    return float(np.median(pitches)) if pitches else max(8.0, height / 40)
+
+
+def track_lines(ink, pitch):
+    """Deskewed ink -> each line's track, an array of (column, row) points along its x-height band.
+    The ink blurred much wider than tall makes each line's band a ridge (ascenders and descenders,
+    thin and few, fade); in columns a quarter pitch apart, the ridge's rows are the blurred ink's
+    maxima within a third of a pitch, and a maximum continues the track nearest in height that
+    reached a column at most a pitch and a half back. Tracks that end and start again at the same
+    height (a wide gap in a line) are one track."""
+    density = cv2.GaussianBlur(ink, (0, 0), sigmaX=0.8 * pitch, sigmaY=0.12 * pitch)
+    reach = max(1, round(0.35 * pitch))
+    column_max = cv2.dilate(density, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 2 * reach + 1)))
+    strong = np.percentile(density, 99)
+    if strong <= 0:
+        return []
+    ridge = (density >= column_max) & (density > RIDGE_LEVEL * strong)
+    step = max(1, round(pitch / 4))
+    tracks, active = [], []  # every track, [(column, row), ...]; the indices of those still growing
+    for column in range(0, ink.shape[1], step):
+        rows = np.nonzero(ridge[:, column])[0]
+        rows = rows[np.diff(rows, prepend=-2) > 1]  # a flat top counts once
+        active = [index for index in active if column - tracks[index][-1][0] <= 1.5 * pitch]
+        distance = np.abs(np.array([tracks[index][-1][1] for index in active])[:, None] - rows[None, :])
+        close_track, close_row = np.nonzero(distance < 0.35 * pitch)
+        taken_tracks, taken_rows = set(), set()
+        for pair in np.argsort(distance[close_track, close_row], kind="stable"):  # the closest pairs first
+            track, row = close_track[pair], close_row[pair]
+            if track not in taken_tracks and row not in taken_rows:
+                tracks[active[track]].append((column, rows[row]))
+                taken_tracks.add(track)
+                taken_rows.add(row)
+        for row in range(len(rows)):
+            if row not in taken_rows:
+                active.append(len(tracks))
+                tracks.append([(column, rows[row])])
+    return join_tracks([np.array(track, np.float64) for track in tracks if track[-1][0] - track[0][0] >= pitch], pitch)
+
+
+def join_tracks(tracks, pitch):
+    """Tracks one after the other at the same height, at most LINE_GAP pitches apart, joined."""
+    tracks = sorted(tracks, key=lambda track: track[0, 0])
+    joined = []
+    for track in tracks:
+        for index, earlier in enumerate(joined):
+            gap = track[0, 0] - earlier[-1, 0]
+            if 0 < gap <= LINE_GAP * pitch and abs(np.median(track[:3, 1]) - np.median(earlier[-3:, 1])) < 0.3 * pitch:
+                joined[index] = np.vstack([earlier, track])
+                break
+        else:
+            joined.append(track)
+    return joined
+
+
+def draw_core(cores, track, number, pitch):
+    """Draws a track's core, its x-height band (a third of a pitch tall), as `number` into `cores`
+    where no other core is."""
+    band = np.zeros(cores.shape, np.uint8)
+    points = np.round(track).astype(np.int32).reshape(-1, 1, 2)
+    cv2.polylines(band, [points], False, 1, thickness=max(1, round(pitch / 3)))
+    cores[(band > 0) & (cores == 0)] = number
+
+
+def assign_components(xs, ys, core_of_pixel, component, keep, pen, lines, shape):
+    """The ink pixels (page coordinates, ordered by component), the core each is in (-1: none) ->
+    the line of each pixel. A component goes to the line whose core holds its ink; one in several
+    cores is split where the strokes meet (segmentation.split_along_ink), one in none goes to the
+    line of the nearest ink in one (segmentation.give_loose_pieces)."""
+    starts = np.searchsorted(component, np.arange(len(keep) + 1))
+    line_of_pixel = np.full(len(xs), -1, np.int64)
+    in_core = core_of_pixel >= 0
+    centres = np.array([np.median(ys[core_of_pixel == line]) if (core_of_pixel == line).any() else np.inf
+                        for line in range(lines)])
+    loose = []
+    for label in np.nonzero(keep)[0]:
+        part = slice(starts[label], starts[label + 1])
+        hits = np.bincount(core_of_pixel[part][in_core[part]], minlength=lines)
+        big = np.nonzero(hits >= max(pen * pen, 0.1 * hits.sum()))[0] if hits.sum() else []
+        if len(big) == 0:
+            loose.append(label)
+        elif len(big) == 1:
+            line_of_pixel[part] = big[0]
+        else:
+            line_of_pixel[part] = split_along_ink(xs[part], ys[part], core_of_pixel[part], big[np.argsort(centres[big])])
+    if loose:
+        line_of_pixel = give_loose_pieces(loose, starts, xs, ys, ys.astype(np.float64), line_of_pixel, centres, shape)
+    return line_of_pixel
+
+
+def describe_line(xs, ys, xr, yr, back, letter_size, scale):
+    """One line's ink pixels (working page and deskewed coordinates) -> its box, polygon and
+    baseline in pixels of the input image. The polygon's points are the top and bottom of the ink in
+    columns a letter wide (deskewed); the baseline's, the bottom of the x-height band there (the row
+    above which 80% of the column's ink lies: descenders are few)."""
+    scale_x, scale_y = scale
+    left, top = xs.min() * scale_x, ys.min() * scale_y
+    box = [int(left), int(top), int(np.ceil((xs.max() + 1) * scale_x - left)), int(np.ceil((ys.max() + 1) * scale_y - top))]
+    step = max(2.0, 2 * letter_size)
+    column = ((xr - xr.min()) / step).astype(int)
+    order = np.lexsort((yr, column))  # by column, then row
+    column, rows, across = column[order], yr[order], xr[order]
+    starts = np.searchsorted(column, np.unique(column))
+    ends = np.r_[starts[1:], len(column)]
+    x_left, x_right = np.minimum.reduceat(across, starts), np.maximum.reduceat(across, starts) + 1
+    tops, bottoms = rows[starts], rows[ends - 1] + 1
+    bases = rows[starts + ((ends - starts) * 0.8).astype(int).clip(max=ends - starts - 1)]
+    uppers = np.c_[np.c_[x_left, x_right].ravel(), np.repeat(tops, 2)]
+    lowers = np.c_[np.c_[x_left, x_right].ravel(), np.repeat(bottoms, 2)]
+    baseline = np.r_[[[xr.min(), bases[0]]], np.c_[(x_left + x_right) / 2, bases], [[xr.max() + 1, bases[-1]]]]
+
+    def to_page(points):
+        points = np.array(points, np.float64)
+        page = points @ back[:, :2].T + back[:, 2]
+        return [[round(float(px * scale_x)), round(float(py * scale_y))] for px, py in page]
+    return {"box": box, "polygon": to_page(np.r_[uppers, lowers[::-1]]), "baseline": to_page(baseline)}
