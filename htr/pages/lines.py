@@ -8,7 +8,7 @@ WORKING_SIZE pixels on its long side (a letter of a scanned page is still 8 or m
 there) and the lines are mapped back.
 
 1. Ink: the page is flattened against its paper and binarised (htr.pages.segmentation's flatten,
-   binarize, remove_rules: toned paper, uneven light, rules of ruled paper and forms).
+   binarize: toned paper, uneven light); the rules of ruled paper and forms, straight and long, go.
 2. What is not writing goes: specks, and marks far taller than the page's letters or touching the
    page's edge and large (the dark border around a scanned page, the book's edge, a stamp's frame).
 3. Skew and lines, as segmentation.find_words finds them: the deskewed ink blurred much wider than
@@ -20,7 +20,7 @@ there) and the lines are mapped back.
 import cv2
 import numpy as np
 
-from htr.pages.segmentation import (binarize, estimate_skew, flatten, give_loose_pieces, remove_rules,
+from htr.pages.segmentation import (binarize, estimate_skew, flatten, give_loose_pieces,
                                     rotation_onto_canvas, split_along_ink, stroke_width)
 
 WORKING_SIZE = 1000  # pixels on the long side the lines are found at (smaller pages are not enlarged)
@@ -37,7 +37,7 @@ def find_text_lines(image):
     small = cv2.resize(gray, (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))),
                        interpolation=cv2.INTER_AREA) if scale < 1 else gray
     scale_xy = gray.shape[1] / small.shape[1], gray.shape[0] / small.shape[0]
-    ink, pen = writing_ink(small)
+    ink, pen, angle = writing_ink(small)
     if ink is None:
         return []
     count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
@@ -49,7 +49,6 @@ def find_text_lines(image):
     order = np.argsort(labels[ys, xs], kind="stable")  # each component's pixels in one slice
     ys, xs = ys[order], xs[order]
     component = labels[ys, xs]
-    angle = estimate_skew(xs.astype(np.float64), ys.astype(np.float64), max(1.0, pen / 2))
     rotation, (out_w, out_h) = rotation_onto_canvas(small.shape[1], small.shape[0], angle)
     xr = rotation[0, 0] * xs + rotation[0, 1] * ys + rotation[0, 2]
     yr = rotation[1, 0] * xs + rotation[1, 1] * ys + rotation[1, 2]
@@ -74,26 +73,50 @@ def find_text_lines(image):
 
 
 def writing_ink(gray):
-    """Grey page -> (ink mask of what may be writing, pen width), or (None, None) where there is no
-    ink. Marks touching the page's edge and large (the dark border around a scan, a book's edge)
-    go first, as they would spoil the pen width and the skew; then the rules."""
+    """Grey page -> (ink mask of what may be writing, pen width, skew in degrees), or Nones where
+    there is no ink. Marks touching the page's edge and large (the dark border around a scan, a
+    book's edge) go first, as they would spoil the pen width and the skew; then the rules."""
     darkness = flatten(gray)
-    ink = binarize(darkness)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    all_ink = binarize(darkness)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(all_ink.astype(np.uint8), connectivity=8)
     if count <= 1:
-        return None, None
+        return None, None, None
     x, y, w, h, area = (stats[:, index] for index in range(5))
     touches_edge = (x <= 1) | (y <= 1) | (x + w >= gray.shape[1] - 1) | (y + h >= gray.shape[0] - 1)
     size = max(gray.shape) / 40  # about a line of writing at the working size
     border = touches_edge & ((h > EDGE_MARK * size) | (w > 10 * EDGE_MARK * size))
     border |= (h > TALLEST_LETTER * size) & (area > 0.3 * w * h)
+    border |= (h > 2.5 * size) & (h > 4 * w)  # a page's or a column's edge, a vertical rule
+    border |= (w > 10 * size) & (w > 8 * h)  # a rule too wavy to be straight
     border[0] = True
-    ink &= ~border[labels]
-    darkness = np.where(border[labels], 0, darkness)
+    ink = all_ink & ~border[labels]
     if not ink.any():
-        return None, None
-    ink, _ = remove_rules(ink, darkness)
-    return ink, stroke_width(ink)
+        return None, None, None
+    pen = stroke_width(ink)
+    ys, xs = np.nonzero(ink)
+    angle = estimate_skew(xs[::4].astype(np.float64), ys[::4].astype(np.float64), max(1.0, pen / 2))
+    return ink & ~straight_rules(all_ink, pen, angle), pen, angle
+
+
+def straight_rules(ink, pen, angle):
+    """Where the rules of ruled paper, squared paper and forms are in the ink (bool, widened by a
+    pen width): straight marks, horizontal along the lines or vertical, a quarter of the page long
+    (gaps of a pixel bridged). For finding lines a letter crossing a rule may lose those pixels: it
+    stays joined to its line. The page is skewed by `angle` degrees."""
+    height, width = ink.shape
+    rotation, size = rotation_onto_canvas(width, height, angle)
+    marks = cv2.warpAffine(ink.astype(np.uint8), rotation, size, flags=cv2.INTER_NEAREST)
+    reach = max(1, round(pen))
+    rules = np.zeros_like(marks)
+    for along, length in [((1, 0), width // 4), ((0, 1), height // 4)]:
+        gap = np.ones((1 + 2 * along[1], 1 + 2 * along[0]), np.uint8)
+        line = np.ones((1 + (length - 1) * along[1], 1 + (length - 1) * along[0]), np.uint8)
+        rules |= cv2.morphologyEx(cv2.morphologyEx(marks, cv2.MORPH_CLOSE, gap), cv2.MORPH_OPEN, line,
+                                  borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    if not rules.any():
+        return np.zeros(ink.shape, bool)
+    rules = cv2.dilate(rules, np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    return cv2.warpAffine(rules, cv2.invertAffineTransform(rotation), (width, height), flags=cv2.INTER_NEAREST) > 0
 
 
 def line_pitch(ink):
