@@ -26,6 +26,9 @@ from htr.pages.segmentation import (binarize, estimate_skew, flatten, give_loose
 WORKING_SIZE = 1000  # pixels on the long side the lines are found at (smaller pages are not enlarged)
 TALLEST_LETTER = 6  # a mark taller than this many of the page's median letter heights is not writing
 RIDGE_LEVEL = 0.15  # a line's ridge is at least this share of the page's densest blurred ink (faint lines too)
+TRACK_STEP = 0.2  # a line's track moves at most this many line pitches up or down from one column to the next
+FLATTEST = 0.5  # a line of writing is at least this many pitches tall (with its ascenders and descenders)
+REACH = (0.8, 0.7)  # a line's ink reaches at most this many pitches above and below its track
 LINE_GAP = 6  # pieces of a line at the same height at most this many line pitches apart are one line
 EDGE_MARK = 3  # a mark touching the page's edge and this many letters tall (or 10 times as wide) is the border
 
@@ -67,8 +70,11 @@ def find_text_lines(image):
     lines = []
     for line in np.argsort([np.median(track[:, 1]) for track in tracks]):
         mine = line_of_pixel == line
-        if mine.sum() >= pitch * pen and np.ptp(yr[mine]) >= pitch / 4:  # not a letter's ink, or flat: noise, a rule's remains
-            lines.append(describe_line(xs[mine], ys[mine], xr[mine], yr[mine], back, pitch / 3, scale_xy))
+        if mine.sum() >= pitch * pen:  # less is not a letter's ink: noise a track went through
+            found = describe_line(xs[mine], ys[mine], xr[mine], yr[mine], tracks[line], pitch, back, scale_xy)
+            _, _, width, height = found["box"]
+            if height >= FLATTEST * pitch * scale_xy[1] and width >= 0.6 * height:  # not a rule's remains, a page's edge
+                lines.append(found)
     return lines
 
 
@@ -88,6 +94,10 @@ def writing_ink(gray):
     border |= (h > TALLEST_LETTER * size) & (area > 0.3 * w * h)
     border |= (h > 2.5 * size) & (h > 4 * w)  # a page's or a column's edge, a vertical rule
     border |= (w > 10 * size) & (w > 8 * h)  # a rule too wavy to be straight
+    border[0] = False
+    edge = cv2.dilate(border[labels].astype(np.uint8), np.ones((round(size / 3) | 1,) * 2, np.uint8)) > 0
+    beside = np.bincount(labels[edge], minlength=count) > 0.5 * area  # crumbs of an edge, beside it
+    border |= beside
     border[0] = True
     ink = all_ink & ~border[labels]
     if not ink.any():
@@ -161,7 +171,7 @@ def track_lines(ink, pitch):
         rows = rows[np.diff(rows, prepend=-2) > 1]  # a flat top counts once
         active = [index for index in active if column - tracks[index][-1][0] <= 1.5 * pitch]
         distance = np.abs(np.array([tracks[index][-1][1] for index in active])[:, None] - rows[None, :])
-        close_track, close_row = np.nonzero(distance < 0.35 * pitch)
+        close_track, close_row = np.nonzero(distance < TRACK_STEP * pitch)
         taken_tracks, taken_rows = set(), set()
         for pair in np.argsort(distance[close_track, close_row], kind="stable"):  # the closest pairs first
             track, row = close_track[pair], close_row[pair]
@@ -226,29 +236,34 @@ def assign_components(xs, ys, core_of_pixel, component, keep, pen, lines, shape)
     return line_of_pixel
 
 
-def describe_line(xs, ys, xr, yr, back, letter_size, scale):
-    """One line's ink pixels (working page and deskewed coordinates) -> its box, polygon and
-    baseline in pixels of the input image. The polygon's points are the top and bottom of the ink in
-    columns a letter wide (deskewed); the baseline's, the bottom of the x-height band there (the row
-    above which 80% of the column's ink lies: descenders are few)."""
+def describe_line(xs, ys, xr, yr, track, pitch, back, scale):
+    """One line's ink pixels (working page and deskewed coordinates) and its track -> its box,
+    polygon and baseline in pixels of the input image. Ink farther above or below the track than
+    a line's ascenders and descenders reach (REACH pitches: a flourish, a stroke of the next line
+    the split gave this one) is left out. The polygon's points are the top and bottom of the ink in
+    columns two thirds of a pitch wide (deskewed); the baseline follows the track, lowered to the
+    bottom of the x-height band (where 80% of a column's ink lies above: descenders are few)."""
+    centre = np.interp(xr, track[:, 0], track[:, 1])
+    within = (yr >= centre - REACH[0] * pitch) & (yr <= centre + REACH[1] * pitch)
+    if within.sum() >= 0.5 * len(xr):
+        xs, ys, xr, yr, centre = xs[within], ys[within], xr[within], yr[within], centre[within]
     scale_x, scale_y = scale
     left, top = xs.min() * scale_x, ys.min() * scale_y
     box = [int(left), int(top), int(np.ceil((xs.max() + 1) * scale_x - left)), int(np.ceil((ys.max() + 1) * scale_y - top))]
-    step = max(2.0, 2 * letter_size)
-    column = ((xr - xr.min()) / step).astype(int)
+    column = ((xr - xr.min()) / max(2.0, 2 * pitch / 3)).astype(int)
     order = np.lexsort((yr, column))  # by column, then row
-    column, rows, across = column[order], yr[order], xr[order]
+    column, rows, across, centre = column[order], yr[order], xr[order], centre[order]
     starts = np.searchsorted(column, np.unique(column))
     ends = np.r_[starts[1:], len(column)]
     x_left, x_right = np.minimum.reduceat(across, starts), np.maximum.reduceat(across, starts) + 1
-    tops, bottoms = rows[starts], rows[ends - 1] + 1
-    bases = rows[starts + ((ends - starts) * 0.8).astype(int).clip(max=ends - starts - 1)]
-    uppers = np.c_[np.c_[x_left, x_right].ravel(), np.repeat(tops, 2)]
-    lowers = np.c_[np.c_[x_left, x_right].ravel(), np.repeat(bottoms, 2)]
-    baseline = np.r_[[[xr.min(), bases[0]]], np.c_[(x_left + x_right) / 2, bases], [[xr.max() + 1, bases[-1]]]]
+    x_pairs = np.c_[x_left, x_right].ravel()
+    uppers = np.c_[x_pairs, np.repeat(rows[starts], 2)]
+    lowers = np.c_[x_pairs, np.repeat(rows[ends - 1] + 1, 2)]
+    lowered = np.median(rows[starts + ((ends - starts) * 0.8).astype(int).clip(max=ends - starts - 1)] - centre[starts])
+    along = np.linspace(xr.min(), xr.max() + 1, max(2, len(starts) + 1))
+    baseline = np.c_[along, np.interp(along, track[:, 0], track[:, 1]) + lowered]
 
     def to_page(points):
-        points = np.array(points, np.float64)
         page = points @ back[:, :2].T + back[:, 2]
         return [[round(float(px * scale_x)), round(float(py * scale_y))] for px, py in page]
     return {"box": box, "polygon": to_page(np.r_[uppers, lowers[::-1]]), "baseline": to_page(baseline)}
