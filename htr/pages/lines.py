@@ -20,7 +20,7 @@ there) and the lines are mapped back.
 import cv2
 import numpy as np
 
-from htr.pages.segmentation import (binarize, estimate_skew, flatten, give_loose_pieces,
+from htr.pages.segmentation import (MIN_INK_CONTRAST, binarize, estimate_skew, flatten, give_loose_pieces,
                                     rotation_onto_canvas, split_along_ink, stroke_width)
 
 WORKING_SIZE = 1000  # pixels on the long side the lines are found at (smaller pages are not enlarged)
@@ -85,13 +85,17 @@ def writing_ink(gray):
     darkness = flatten(gray)
     all_ink = binarize(darkness)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(all_ink.astype(np.uint8), connectivity=8)
+    border = page_border(stats, gray.shape)
+    if border.any():  # Otsu's threshold again, on the page alone: a black border makes it miss grey ink
+        level = np.round(cv2.medianBlur(darkness, 3) * 255).astype(np.uint8)
+        otsu, _ = cv2.threshold(level[~border[labels]].reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        all_ink = border[labels] | (level > max(otsu, MIN_INK_CONTRAST * 255))
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(all_ink.astype(np.uint8), connectivity=8)
     if count <= 1:
         return None, None, None
     x, y, w, h, area = (stats[:, index] for index in range(5))
-    touches_edge = (x <= 1) | (y <= 1) | (x + w >= gray.shape[1] - 1) | (y + h >= gray.shape[0] - 1)
     size = max(gray.shape) / 40  # about a line of writing at the working size
-    border = touches_edge & ((h > EDGE_MARK * size) | (w > 10 * EDGE_MARK * size))
-    border |= (h > TALLEST_LETTER * size) & (area > 0.3 * w * h)
+    border = page_border(stats, gray.shape)
     border |= (h > 2.5 * size) & (h > 4 * w)  # a page's or a column's edge, a vertical rule
     border |= (w > 10 * size) & (w > 8 * h)  # a rule too wavy to be straight
     border[0] = False
@@ -106,6 +110,18 @@ def writing_ink(gray):
     ys, xs = np.nonzero(ink)
     angle = estimate_skew(xs[::4].astype(np.float64), ys[::4].astype(np.float64), max(1.0, pen / 2))
     return ink & ~straight_rules(all_ink, pen, angle), pen, angle
+
+
+def page_border(stats, shape):
+    """Which ink components (connectedComponentsWithStats' stats) are the dark border around a scan
+    or a book's edge: large and touching the page's edge, or far taller than writing and solid."""
+    x, y, w, h, area = (stats[:, index] for index in range(5))
+    touches_edge = (x <= 1) | (y <= 1) | (x + w >= shape[1] - 1) | (y + h >= shape[0] - 1)
+    size = max(shape) / 40  # about a line of writing at the working size
+    border = touches_edge & ((h > EDGE_MARK * size) | (w > 10 * EDGE_MARK * size))
+    border |= (h > TALLEST_LETTER * size) & (area > 0.3 * w * h)
+    border[0] = False  # the paper
+    return border
 
 
 def straight_rules(ink, pen, angle):
