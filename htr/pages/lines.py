@@ -109,17 +109,20 @@ def writing_ink(gray):
     pen = stroke_width(ink)
     ys, xs = np.nonzero(ink)
     angle = estimate_skew(xs[::4].astype(np.float64), ys[::4].astype(np.float64), max(1.0, pen / 2))
-    return ink & ~straight_rules(all_ink, pen, angle), pen, angle
+    ink &= ~straight_rules(all_ink, pen, angle)
+    return ink, stroke_width(ink), angle  # the pen again: a frame's or a rule's thick strokes are gone
 
 
 def page_border(stats, shape):
     """Which ink components (connectedComponentsWithStats' stats) are the dark border around a scan
-    or a book's edge: large and touching the page's edge, or far taller than writing and solid."""
+    or a book's edge: large and touching the page's edge, far taller than writing and solid, or a
+    frame around the page."""
     x, y, w, h, area = (stats[:, index] for index in range(5))
     touches_edge = (x <= 1) | (y <= 1) | (x + w >= shape[1] - 1) | (y + h >= shape[0] - 1)
     size = max(shape) / 40  # about a line of writing at the working size
     border = touches_edge & ((h > EDGE_MARK * size) | (w > 10 * EDGE_MARK * size))
     border |= (h > TALLEST_LETTER * size) & (area > 0.3 * w * h)
+    border |= (w > shape[1] / 2) & (h > shape[0] / 2)  # a frame around the page
     border[0] = False  # the paper
     return border
 
