@@ -25,8 +25,9 @@ from htr.pages.segmentation import (MIN_INK_CONTRAST, binarize, estimate_skew, f
 
 WORKING_SIZE = 1000  # pixels on the long side the lines are found at (smaller pages are not enlarged)
 TALLEST_LETTER = 6  # a mark taller than this many of the page's median letter heights is not writing
-RIDGE_LEVEL = 0.15  # a line's ridge is at least this share of the page's densest blurred ink (faint lines too)
+RIDGE_LEVEL = 0.25  # a line's ridge is at least this share of the page's densest blurred ink (faint lines too)
 TRACK_STEP = 0.2  # a line's track moves at most this many line pitches up or down from one column to the next
+NARROWEST = 2  # a line is at least this many times as wide as the page's lines are tall: less is a stamp, a number, a mark
 FLATTEST = 0.5  # a line of writing is at least this many pitches tall (with its ascenders and descenders)
 REACH = (0.8, 0.7)  # a line's ink reaches at most this many pitches above and below its track
 LINE_GAP = 6  # pieces of a line at the same height at most this many line pitches apart are one line
@@ -75,7 +76,10 @@ def find_text_lines(image):
             _, _, width, height = found["box"]
             if height >= FLATTEST * pitch * scale_xy[1] and width >= 0.6 * height:  # not a rule's remains, a page's edge
                 lines.append(found)
-    return lines
+    if not lines:
+        return []
+    line_height = np.median([line["box"][3] for line in lines])
+    return [line for line in lines if line["box"][2] >= NARROWEST * line_height]
 
 
 def writing_ink(gray):
