@@ -206,22 +206,43 @@ def track_lines(ink, pitch):
             if row not in taken_rows:
                 active.append(len(tracks))
                 tracks.append([(column, rows[row])])
-    return join_tracks([np.array(track, np.float64) for track in tracks if track[-1][0] - track[0][0] >= pitch], pitch)
+    tracks = [np.array(track, np.float64) for track in tracks if track[-1][0] - track[0][0] >= pitch]
+    return join_tracks(tracks, [band_height(density, track, pitch) for track in tracks], pitch)
 
 
-def join_tracks(tracks, pitch):
-    """Tracks one after the other at the same height, at most LINE_GAP pitches apart, joined."""
-    tracks = sorted(tracks, key=lambda track: track[0, 0])
-    joined = []
-    for track in tracks:
-        for index, earlier in enumerate(joined):
-            gap = track[0, 0] - earlier[-1, 0]
-            if 0 < gap <= LINE_GAP * pitch and abs(np.median(track[:3, 1]) - np.median(earlier[-3:, 1])) < 0.3 * pitch:
-                joined[index] = np.vstack([earlier, track])
-                break
+def band_height(density, track, pitch):
+    """How tall a track's ridge is (pixels): the rows around it where the blurred ink stays above
+    half its height on the ridge, the median along the track (about the writing's x-height)."""
+    offsets = np.arange(-round(pitch), round(pitch) + 1)
+    rows = np.clip(track[:, 1].astype(int)[:, None] + offsets[None, :], 0, density.shape[0] - 1)
+    profile = density[rows, track[:, 0].astype(int)[:, None]]
+    high = profile >= 0.5 * profile[:, [len(offsets) // 2]]
+    middle = len(offsets) // 2
+    below = np.cumprod(high[:, middle:], axis=1).sum(axis=1)
+    above = np.cumprod(high[:, middle::-1], axis=1).sum(axis=1)
+    return float(np.median(above + below - 1))
+
+
+def join_tracks(tracks, heights, pitch):
+    """Tracks one after the other at the same height, at most LINE_GAP pitches apart (or band
+    heights, for writing bigger than the page's), joined: each to the nearest in height of those
+    that ended before it began (or less than a pitch after: two ridges of one line of big writing
+    can overlap). The same height: within 0.3 pitch, or 0.8 of the taller band."""
+    order = np.argsort([track[0, 0] for track in tracks], kind="stable")
+    joined = []  # [(track, band height), ...]
+    for track, height in ((tracks[index], heights[index]) for index in order):
+        def offset(entry):
+            return abs(np.median(track[:3, 1]) - np.median(entry[0][-3:, 1]))
+        candidates = [index for index, (earlier, earlier_height) in enumerate(joined)
+                      if -pitch < track[0, 0] - earlier[-1, 0] <= LINE_GAP * max(pitch, 3 * height, 3 * earlier_height)
+                      and offset(joined[index]) < max(0.3 * pitch, 0.8 * max(height, earlier_height))]
+        if candidates:
+            index = min(candidates, key=lambda index: offset(joined[index]))
+            points = np.vstack([joined[index][0], track])
+            joined[index] = (points[np.argsort(points[:, 0], kind="stable")], max(height, joined[index][1]))
         else:
-            joined.append(track)
-    return joined
+            joined.append((track, height))
+    return [track for track, _ in joined]
 
 
 def draw_core(cores, track, number, pitch):
