@@ -29,7 +29,7 @@ RIDGE_LEVEL = 0.25  # a line's ridge is at least this share of the page's denses
 TRACK_STEP = 0.2  # a line's track moves at most this many line pitches up or down from one column to the next
 NARROWEST = 2  # a line is at least this many times as wide as the page's lines are tall: less is a stamp, a number, a mark
 FLATTEST = 0.5  # a line of writing is at least this many pitches tall (with its ascenders and descenders)
-REACH = (0.8, 0.7)  # a line's ink reaches at most this many pitches above and below its track
+REACH = (0.7, 0.6)  # a line's ink reaches at most this many pitches above and below its track
 LINE_GAP = 6  # pieces of a line at the same height at most this many line pitches apart are one line
 EDGE_MARK = 3  # a mark touching the page's edge and this many letters tall (or 10 times as wide) is the border
 
