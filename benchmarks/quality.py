@@ -5,6 +5,7 @@
     python -m benchmarks.quality pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S] [--line-pitch UNITS]
     python -m benchmarks.quality lines --model DIR --csv FILE [--decoder greedy|beam] [--lexicon FILE]
     python -m benchmarks.quality real-pages --model DIR --gw-pages DIR [--pages 300-304] [--gw-lines DIR]
+    python -m benchmarks.quality find-lines (--gw-pages DIR [--pages 300-304] | --alto-dir DIR [--part measured|develop])
 
 photos: how much worse a model reads words photographed with a phone than scanned: its CER on a
 labelled CSV's images and on photo-like copies of them (htr.data.augment.photo_like: tinted paper,
@@ -33,14 +34,25 @@ text): lines found (precision, recall, F1 at IoU >= 0.5 against each true line's
 words), word boxes (the same against each word's ink box), page CER (whitespace normalised) beside the
 same model's CER on the same pages' lines cropped by hand (gw_lines, when given), and pages per second
 of read_page (one pass).
+find-lines: how well htr.pages.lines.find_text_lines finds the text lines of real scans: recall,
+precision and F1 of the found line boxes against the true ones at IoU >= 0.5 (one-to-one), lines
+found and true, and seconds a page, of the clock and of CPU time (finding only; reading the image
+is not timed). --gw-pages: the
+George Washington pages (DIR/<page>.json: words with their ink box and line number, a line's box
+encloses its words'; the scans in DIR/images/<page>.jpg). --alto-dir: ALTO v4 files beside their
+JPEGs (a TextLine with a transcription is a true line, its box HPOS/VPOS/WIDTH/HEIGHT); pages are
+named <document>-<n>, one writer a document, and every 5th document in sorted order is the measured
+part (--part develop: the others).
 """
 import argparse
+import glob
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ElementTree
 
 import numpy as np
 from mltu.utils.text_utils import edit_distance
@@ -49,6 +61,7 @@ from htr.data.augment import photo_like
 from htr.data.labels_csv import DatasetError, read_labelled_csv
 from htr.images import UnreadableImage, read_image
 from htr.pages.compose import compose_page, dataset_lines, matched_boxes, page_text
+from htr.pages.lines import find_text_lines
 from htr.pages.reading import enclosing_box, read_page
 from htr.recognizer import CORES, ImageToWordModel, ModelFileError, predict_files
 from htr.scoring import confidence_auroc, score
@@ -217,15 +230,6 @@ def bench_lines(args):
           f"{summary['word_accuracy']:.1%}; {len(rows) / seconds:.1f} images/s")
 
 
-def page_numbers(spec):
-    """"300-304" or "300,302" -> ["300", ..., "304"]."""
-    numbers = []
-    for part in spec.split(","):
-        first, _, last = part.partition("-")
-        numbers += [str(n) for n in range(int(first), int(last or first) + 1)]
-    return numbers
-
-
 def true_lines(words):
     """gw_pages words -> {line number: (box of its words, their texts in order)}."""
     lines = {}
@@ -244,7 +248,7 @@ def bench_real_pages(args):
     counts = np.zeros(7, int)  # lines matched, found, true; words matched, found, true; page characters
     page_edits = cropped_edits = 0
     seconds = 0.0
-    for page in page_numbers(args.pages):
+    for page in args.page_numbers:
         with open(os.path.join(args.gw_pages, f"{page}.json"), encoding="utf-8") as f:
             truth = json.load(f)
         image = read_image(os.path.join(args.gw_pages, "images", f"{page}.jpg"))
@@ -263,7 +267,7 @@ def bench_real_pages(args):
             paths = [os.path.join(args.gw_lines, "images", f"{page}-{number:02d}.jpg") for number in lines]
             cropped = predict_files(model, paths, BATCH_SIZE)[0]
             cropped_edits += edit_distance(list(page_text([(text or "").split() for text in cropped])), list(truth_text))
-    print(f"Model {model.model_path}: pages {args.pages} of {args.gw_pages}, {CORES} CPU cores")
+    print(f"Model {model.model_path}: pages {args.page_numbers[0]}-{args.page_numbers[-1]} of {args.gw_pages}, {CORES} CPU cores")
     print("  lines found at IoU >= 0.5: precision {:.3f}, recall {:.3f}, F1 {:.3f}".format(*f1(*counts[:3])),
           f"({counts[0]} of {counts[2]} true lines, {counts[1]} found)")
     print("  word boxes at IoU >= 0.5: precision {:.3f}, recall {:.3f}, F1 {:.3f}".format(*f1(*counts[3:6])),
@@ -271,7 +275,98 @@ def bench_real_pages(args):
     cropped = f" against {cropped_edits / counts[6]:.2%} for the same lines cropped by hand " \
               f"({100 * (page_edits - cropped_edits) / counts[6]:+.2f} points)" if args.gw_lines else ""
     print(f"  page CER {page_edits / counts[6]:.2%}{cropped}")
-    print(f"  {len(page_numbers(args.pages)) / seconds:.2f} pages/s")
+    print(f"  {len(args.page_numbers) / seconds:.2f} pages/s")
+def gw_pages(folder, pages):
+    """[(image path, true line boxes), ...] of the George Washington pages `pages` in `folder`."""
+    found = []
+    for page in pages:
+        json_path, image_path = os.path.join(folder, f"{page}.json"), os.path.join(folder, "images", f"{page}.jpg")
+        if not (os.path.isfile(json_path) and os.path.isfile(image_path)):
+            sys.exit(f"error: page {page}: {folder} needs {page}.json and images/{page}.jpg")
+        with open(json_path, encoding="utf-8") as f:
+            words = json.load(f)["words"]
+        lines = {}
+        for word in words:
+            x, y, w, h = word["box"]
+            left, top, right, bottom = lines.get(word["line"], (x, y, x + w, y + h))
+            lines[word["line"]] = (min(left, x), min(top, y), max(right, x + w), max(bottom, y + h))
+        found.append((image_path, [[left, top, right - left, bottom - top] for left, top, right, bottom in lines.values()]))
+    return found
+
+
+def alto_line_boxes(xml_path, image_shape):
+    """The boxes of an ALTO file's transcribed TextLines, in pixels of its image (scaled where the
+    Page's WIDTH and HEIGHT differ from the image's size)."""
+    try:
+        root = ElementTree.parse(xml_path).getroot()
+    except (ElementTree.ParseError, OSError) as e:
+        sys.exit(f"error: {xml_path} is not readable XML ({e}); benchmark on ALTO files")
+    namespace = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    page = root.find(f".//{namespace}Page")
+    if page is None or not page.get("WIDTH") or not page.get("HEIGHT"):
+        sys.exit(f"error: {xml_path} has no Page with WIDTH and HEIGHT; benchmark on ALTO files")
+    scale_x, scale_y = image_shape[1] / float(page.get("WIDTH")), image_shape[0] / float(page.get("HEIGHT"))
+    boxes = []
+    for line in root.iter(f"{namespace}TextLine"):
+        if " ".join(string.get("CONTENT", "") for string in line.iter(f"{namespace}String")).strip():
+            x, y, w, h = (float(line.get(name, 0)) for name in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+            boxes.append([x * scale_x, y * scale_y, w * scale_x, h * scale_y])
+    return boxes
+
+
+def alto_pages(folder, part):
+    """[(image path, true line boxes), ...] of the ALTO pages of `part`: every 5th document (the
+    page names' part before the last '-') in sorted order is the measured part, the rest develop."""
+    xml_paths = sorted(glob.glob(os.path.join(folder, "*.xml")))
+    documents = sorted({os.path.basename(path).rsplit("-", 1)[0] for path in xml_paths})
+    measured = set(documents[::5])
+    pages = []
+    for xml_path in xml_paths:
+        if (os.path.basename(xml_path).rsplit("-", 1)[0] in measured) == (part == "measured"):
+            image_path = xml_path[:-len(".xml")] + ".jpg"
+            try:
+                shape = read_image(image_path).shape
+            except UnreadableImage as e:
+                sys.exit(f"error: cannot read {image_path} ({e}); every ALTO file needs its JPEG beside it")
+            pages.append((image_path, alto_line_boxes(xml_path, shape)))
+    if not pages:
+        sys.exit(f"error: {folder} has no ALTO files (*.xml beside *.jpg)")
+    return pages
+
+
+def page_range(text):
+    """'300-304' -> [300, ..., 304]; '300' -> [300]."""
+    first, _, last = text.partition("-")
+    try:
+        pages = list(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write pages as FIRST-LAST, e.g. 300-304") from None
+    if not pages:
+        raise argparse.ArgumentTypeError(f"{text!r}: the first page comes after the last")
+    return pages
+
+
+def bench_find_lines(args):
+    if args.gw_pages:
+        numbers = args.page_numbers
+        pages, source = gw_pages(args.gw_pages, numbers), f"George Washington pages {numbers[0]}-{numbers[-1]}"
+    else:
+        pages, source = alto_pages(args.alto_dir, args.part), f"{args.alto_dir} ({args.part} part)"
+    found = true = hits = 0
+    seconds = cpu_seconds = 0.0
+    for image_path, true_boxes in pages:
+        image = read_image(image_path)
+        began, cpu_began = time.perf_counter(), time.process_time()
+        lines = find_text_lines(image)
+        seconds, cpu_seconds = seconds + time.perf_counter() - began, cpu_seconds + time.process_time() - cpu_began
+        hits += matched_boxes([line["box"] for line in lines], true_boxes)
+        found, true = found + len(lines), true + len(true_boxes)
+    precision, recall = hits / max(found, 1), hits / max(true, 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-9)
+    print(f"find_text_lines on {len(pages)} pages: {source}, {CORES} CPU cores")
+    print(f"  line boxes at IoU >= 0.5: recall {recall:.3f}, precision {precision:.3f}, F1 {f1:.3f} "
+          f"({found} lines found, {true} true, {hits} matched)")
+    print(f"  {seconds / len(pages):.3f} s a page ({cpu_seconds / len(pages):.3f} s of CPU time: other programs on the cores slow the first, not this)")
 
 
 def main(argv=None):
@@ -310,9 +405,19 @@ def main(argv=None):
     real = subcommands.add_parser("real-pages", help="read_page on real scans: lines and word boxes found, page CER, pages/s")
     real.add_argument("--model", required=True, help="a .onnx file or a model folder")
     real.add_argument("--gw-pages", required=True, help="page scans with truth: images/<page>.jpg beside <page>.json")
-    real.add_argument("--pages", default="300-304", help="which pages, e.g. 300-304 or 300,302 (default %(default)s)")
+    real.add_argument("--pages", dest="page_numbers", type=page_range, default=page_range("300-304"), metavar="FIRST-LAST",
+                      help="which pages (default 300-304)")
     real.add_argument("--gw-lines", help="the same pages' lines cropped by hand, images/<page>-<line>.jpg, to compare with")
     real.set_defaults(run=bench_real_pages)
+    find = subcommands.add_parser("find-lines", help="find_text_lines on real scans: line-box recall, precision, F1, s/page")
+    source = find.add_mutually_exclusive_group(required=True)
+    source.add_argument("--gw-pages", metavar="DIR", help="George Washington pages: DIR/<page>.json and DIR/images/<page>.jpg")
+    source.add_argument("--alto-dir", metavar="DIR", help="ALTO v4 files (*.xml) beside their scans (*.jpg)")
+    find.add_argument("--pages", dest="page_numbers", type=page_range, default=page_range("300-304"), metavar="FIRST-LAST",
+                      help="with --gw-pages: which pages (default 300-304)")
+    find.add_argument("--part", choices=["measured", "develop"], default="measured",
+                      help="with --alto-dir: every 5th document (measured, the default) or the others")
+    find.set_defaults(run=bench_find_lines)
     args = parser.parse_args(argv)
     if getattr(args, "minutes", 1) <= 0:
         parser.error("--minutes must be above 0")

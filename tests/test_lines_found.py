@@ -1,0 +1,107 @@
+"""find_text_lines (htr/pages/lines.py) on pages that look scanned: a page drawn here with the demo
+set's pen (a dark page edge, a rule, a header in bigger writing, lines whose strokes touch, a skew),
+bare paper, and, where the research data is at hand, a George Washington page."""
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from htr.data.demo import load_vocabulary, random_writer_style, render_line
+from htr.pages.compose import box_iou, matched_boxes
+from htr.pages.lines import find_text_lines
+
+GW_PAGES = "/work/shared/data/gw_pages"
+
+
+def ink_layer(words, style, rng):
+    """One line of handwriting in `style`: its darkness (float, 0 paper, 1 black) cut to its ink."""
+    image, _, _ = render_line(words, style, rng)
+    darkness = np.clip((np.median(image) - image.astype(np.float32)) / np.median(image), 0, 1)
+    rows, columns = np.nonzero(darkness > 0.25)
+    return darkness[rows.min():rows.max() + 1, columns.min():columns.max() + 1]
+
+
+def scanned_page(rng, skew=1.5):
+    """A grey page of handwriting as a scanner sees it, and the true box of each line: a header in
+    writing 1.6 times bigger, a rule under it, eight lines close enough that ascenders and
+    descenders touch, all rotated by `skew` degrees; then toned, unevenly lit paper, noise, and
+    the black of the scanner's lid along the left edge and the bottom."""
+    vocabulary = [word for word in load_vocabulary() if len(word) >= 3 and word.isalpha()]
+    style = {**random_writer_style(rng, []), "x_height": 16.0, "cursive": True, "slant": 0.2, "thickness": 0.14}
+    width, height = 1300, 1000
+    layers = []  # (darkness placed on the page, is a line of writing)
+    y = 60
+    for size in [1.6] + [1.0] * 8:
+        words = list(rng.choice(vocabulary, 10 if size == 1 else 4))
+        ink = ink_layer(words, {**style, "x_height": style["x_height"] * size}, rng)[:, :width - 220]
+        layer = np.zeros((height, width), np.float32)
+        layer[y:y + ink.shape[0], 150:150 + ink.shape[1]] = ink
+        layers.append((layer, True))
+        y += ink.shape[0] + 25 if size > 1 else round(0.85 * ink.shape[0])
+        if size > 1:
+            rule = np.zeros((height, width), np.float32)
+            rule[y - 12:y - 10, 100:width - 100] = 0.6
+            layers.append((rule, False))
+    rotation = cv2.getRotationMatrix2D((width / 2, height / 2), skew, 1.0)
+    layers = [(cv2.warpAffine(layer, rotation, (width, height)), writing) for layer, writing in layers]
+    truth = [list(cv2.boundingRect((layer > 0.25).astype(np.uint8))) for layer, writing in layers if writing]
+    darkness = np.max([layer for layer, _ in layers], axis=0)
+    return paper(rng, width, height) * (1 - 0.85 * darkness), truth
+
+
+def paper(rng, width, height, edge=True):
+    """Toned paper under a light brighter on the right, with noise, and where `edge`, the black of
+    the scanner's lid beyond the left and bottom edges of the page (float grey levels)."""
+    light = np.linspace(170, 215, width, dtype=np.float32)[None, :] * np.ones((height, 1), np.float32)
+    page = light + rng.normal(0, 4, (height, width)).astype(np.float32)
+    if edge:
+        page[:, :40] = 25
+        page[-30:, :] = 25
+    return page
+
+
+def as_bgr(grey):
+    return cv2.cvtColor(np.clip(grey, 0, 255).astype(np.uint8), cv2.COLOR_GRAY2BGR)
+
+
+@pytest.mark.parametrize("skew", [0.0, 1.5, -2.0])
+def test_every_line_is_found_and_nothing_on_the_edge_or_the_rule(skew):
+    page, truth = scanned_page(np.random.default_rng(7), skew)
+    lines = find_text_lines(as_bgr(page))
+    boxes = [line["box"] for line in lines]
+    assert matched_boxes(boxes, truth) == len(truth) == len(boxes), (boxes, truth)
+    centres = [np.median([y for _, y in line["baseline"]]) for line in lines]
+    assert centres == sorted(centres)  # top to bottom
+    for line, box in zip(lines, boxes):
+        x, y, w, h = box
+        assert all(x - 2 <= px <= x + w + 2 and y - 2 <= py <= y + h + 2 for px, py in line["polygon"] + line["baseline"])
+
+
+def test_a_bigger_page_gives_the_same_lines_in_its_own_pixels():
+    page, truth = scanned_page(np.random.default_rng(8))
+    double = cv2.resize(as_bgr(page), None, fx=2, fy=2, interpolation=cv2.INTER_CUBIC)
+    boxes = [line["box"] for line in find_text_lines(double)]
+    assert matched_boxes(boxes, [[2 * value for value in box] for box in truth]) == len(truth) == len(boxes)
+
+
+@pytest.mark.parametrize("edge", [False, True])
+def test_bare_paper_has_no_lines(edge):
+    assert find_text_lines(as_bgr(paper(np.random.default_rng(0), 1300, 1000, edge))) == []
+
+
+@pytest.mark.skipif(not os.path.isdir(GW_PAGES), reason="the research data (gw_pages) is not here")
+def test_george_washington_page_300():
+    with open(os.path.join(GW_PAGES, "300.json"), encoding="utf-8") as f:
+        words = json.load(f)["words"]
+    truth = []
+    for number in sorted({word["line"] for word in words}):
+        boxes = np.array([word["box"] for word in words if word["line"] == number])
+        left, top = boxes[:, :2].min(axis=0)
+        right, bottom = (boxes[:, :2] + boxes[:, 2:]).max(axis=0)
+        truth.append([left, top, right - left, bottom - top])
+    boxes = [line["box"] for line in find_text_lines(cv2.imread(os.path.join(GW_PAGES, "images", "300.jpg")))]
+    hits = matched_boxes(boxes, truth)
+    assert 2 * hits / (len(boxes) + len(truth)) >= 0.95, (len(boxes), len(truth), hits)
+    assert box_iou(boxes[0], truth[0]) >= 0.5  # the header with the page number comes first
