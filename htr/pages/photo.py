@@ -6,9 +6,11 @@ import cv2
 import numpy as np
 
 DETECT_SIDE = 768  # the sheet is looked for on a copy this many pixels on its long side
+MIN_SIDE = 64  # an image with a side shorter than this (a word, an empty or broken image) is no photo of a sheet
 MIN_SHEET_AREA, MAX_SHEET_AREA = 0.15, 0.97  # a sheet fills this much of the photo: less is a stray patch, more a scan
-MIN_CONTRAST = 40  # levels of (brightness - saturation) between the sheet and what lies around it
+MIN_CONTRAST = 40  # levels (of the darkest colour channel) between the sheet and what lies around it
 MAX_BORDER_TOUCH = 0.05  # a sheet in full view touches at most this share of the photo's edge pixels
+EDGE_STEP = 4  # pixels of the downscaled copy either side of a sheet's edge where paper and background are compared
 MIN_FILL = 0.93  # the bright region fills its four-cornered outline this well, and it the region
 CORNER_ANGLES = (55, 125)  # degrees: each corner of a tilted rectangle, seen in perspective
 LIGHT_KERNEL = 0.02  # the paper's light is estimated over squares this share of the sheet's long side
@@ -19,8 +21,8 @@ def flatten_photo(image):
     """A BGR uint8 image -> (scan-like BGR uint8 image, transform_info).
 
     When the image is a photo of a whole sheet on a background, the result is the sheet warped to an
-    upright rectangle of its own proportions (corners in reading order: top-left first, so the photo
-    must be roughly upright, within 45 degrees), in grey, each pixel divided by the paper's light
+    upright rectangle of the proportions it is seen in (its opposite sides averaged; top-left corner
+    first, so the photo must be roughly upright, within 45 degrees), in grey, each pixel divided by the paper's light
     around it, so shadows, gradients and colour casts go. transform_info: {"flattened": bool,
     "reason": what was done or why not, "corners": the sheet's corners in the photo (top-left,
     top-right, bottom-right, bottom-left) or None, "homography": the 3x3 matrix mapping points of
@@ -28,7 +30,7 @@ def flatten_photo(image):
     "size": [width, height] of the result}. Otherwise the image comes back as it is."""
     corners, reason = find_sheet(image)
     if corners is None:
-        height, width = image.shape[:2]
+        height, width = image.shape[:2] if getattr(image, "ndim", 0) >= 2 else (0, 0)
         return image, {"flattened": False, "reason": reason, "corners": None,
                        "homography": np.eye(3).tolist(), "size": [width, height]}
     width = int(round((np.linalg.norm(corners[1] - corners[0]) + np.linalg.norm(corners[2] - corners[3])) / 2))
@@ -61,14 +63,15 @@ def to_photo_box(box, transform_info):
 
 def find_sheet(image):
     """(the sheet's 4 corners in `image` pixels, float64 4x2, top-left first and clockwise, "") or
-    (None, why not). The sheet is the largest bright, unsaturated region of a downscaled copy, with
+    (None, why not). The sheet is the largest region bright in every colour on a downscaled copy, with
     the ink closed over; it must stand out from its surroundings, be in full view, and be a convex
     four-cornered shape."""
+    if image is None or getattr(image, "size", 0) == 0 or min(image.shape[:2]) < MIN_SIDE:
+        return None, "not looked at: too small to hold a sheet"
     small, scale = shrunk(image, DETECT_SIDE)
     if small.ndim == 2:
         small = cv2.cvtColor(small, cv2.COLOR_GRAY2BGR)
-    hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV).astype(np.int16)
-    paper = np.clip(hsv[..., 2] - hsv[..., 1], 0, 255).astype(np.uint8)
+    paper = small.min(axis=2)  # paper is bright in every colour; a desk is darker, or coloured (low in blue)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
     paper = cv2.medianBlur(cv2.morphologyEx(paper, cv2.MORPH_CLOSE, kernel), 5)
     mask = cv2.threshold(paper, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]
@@ -88,6 +91,9 @@ def find_sheet(image):
     if reason:
         return None, reason
     corners = refine_corners(hull_outline(contour), corners)
+    reason = edge_problem(paper, corners)
+    if reason:
+        return None, reason
     return (corners + 0.5) / scale - 0.5, ""  # small pixel centres -> the image's
 
 
@@ -113,6 +119,7 @@ def four_corners(contour):
     approx = cv2.approxPolyDP(hull, 0.015 * cv2.arcLength(hull, True), True).reshape(-1, 2).astype(np.float64)
     if not 4 <= len(approx) <= 8:
         return None
+    approx = widest_polygon(approx, hull.reshape(-1, 2).astype(np.float64))
     while len(approx) > 4:
         shortest = int(np.argmin(np.linalg.norm(np.roll(approx, -1, axis=0) - approx, axis=1)))
         approx = np.roll(approx, -shortest, axis=0)  # the shortest side runs from approx[0] to approx[1]
@@ -123,6 +130,20 @@ def four_corners(contour):
     centre = approx.mean(axis=0)
     approx = approx[np.argsort(np.arctan2(approx[:, 1] - centre[1], approx[:, 0] - centre[0]))]  # clockwise (y down)
     return np.roll(approx, -int(np.argmin(approx.sum(axis=1))), axis=0)
+
+
+def widest_polygon(polygon, hull):
+    """The polygon with each corner moved, in turn, to the hull's point that makes its area largest:
+    the simplified hull's corners lie somewhere near the sheet's, these on them."""
+    polygon = polygon.copy()
+    orientation = np.sign(np.sum(polygon[:, 0] * np.roll(polygon[:, 1], -1) - np.roll(polygon[:, 0], -1) * polygon[:, 1]))
+    for _ in range(2):
+        for index in range(len(polygon)):
+            before, after = polygon[index - 1], polygon[(index + 1) % len(polygon)]
+            # the shoelace terms that involve the moved corner p: cross(before, p) + cross(p, after)
+            gain = (before[0] * hull[:, 1] - before[1] * hull[:, 0]) + (hull[:, 0] * after[1] - hull[:, 1] * after[0])
+            polygon[index] = hull[int(np.argmax(orientation * gain))]
+    return polygon
 
 
 def shape_problem(corners, region):
@@ -152,6 +173,26 @@ def hull_outline(contour):
     return np.concatenate(points)
 
 
+def edge_problem(paper, corners):
+    """Why the four sides are not a sheet's edges, or "" if they are: along most of each side the
+    paper must be brighter just inside than just outside. A side that runs along a shadow's soft
+    edge, or through the desk, is not an edge, and a warp along it would cut the page."""
+    height, width = paper.shape
+    centre = corners.mean(axis=0)
+    for index in range(4):
+        start, end = corners[index], corners[(index + 1) % 4]
+        normal = np.array([end[1] - start[1], start[0] - end[0]]) / max(np.linalg.norm(end - start), 1e-9)
+        normal *= np.sign(normal @ (start - centre))  # pointing out of the sheet
+        along = start + np.linspace(0.1, 0.9, 24)[:, None] * (end - start)
+        levels = []
+        for offset in (-EDGE_STEP, EDGE_STEP):
+            x, y = (along + offset * normal).round().astype(int).T
+            levels.append(paper[y.clip(0, height - 1), x.clip(0, width - 1)].astype(int))
+        if np.median(levels[0] - levels[1]) < MIN_CONTRAST / 2:
+            return "no sheet: a side of the bright region is no sharp edge (a shadow's, or the desk's)"
+    return ""
+
+
 def refine_corners(points, corners):
     """Each corner as the crossing of lines fitted to the outline along its two sides, near it (from
     10% to 40% of each side: past a rounded, dog-eared or shadowed tip, short of a curled middle):
@@ -162,7 +203,7 @@ def refine_corners(points, corners):
         direction = (end - start) / max(np.linalg.norm(end - start), 1e-9)
         along = (points - start) @ direction / max(np.linalg.norm(end - start), 1e-9)
         across = np.abs((points - start) @ np.array([-direction[1], direction[0]]))
-        near_side = across < 0.02 * np.linalg.norm(end - start) + 2
+        near_side = across < 0.05 * np.linalg.norm(end - start) + 3
         sides.append([points[near_side & (along > 0.1) & (along < 0.4)],  # next to `start`
                       points[near_side & (along > 0.6) & (along < 0.9)]])  # next to `end`
     refined, reach = corners.copy(), 0.25 * min(np.linalg.norm(corners - np.roll(corners, 1, axis=0), axis=1))
