@@ -6,6 +6,7 @@
     python -m benchmarks.quality lines --model DIR --csv FILE [--decoder greedy|beam] [--lexicon FILE]
     python -m benchmarks.quality real-pages --model DIR --gw-pages DIR [--pages 300-304] [--gw-lines DIR]
     python -m benchmarks.quality find-lines (--gw-pages DIR [--pages 300-304] | --alto-dir DIR [--part measured|develop])
+    python -m benchmarks.quality flatten --gw-pages DIR [--pages 300-304] [--seed S] [--paper-margin SHARE]
 
 photos: how much worse a model reads words photographed with a phone than scanned: its CER on a
 labelled CSV's images and on photo-like copies of them (htr.data.augment.photo_like: tinted paper,
@@ -43,6 +44,14 @@ encloses its words'; the scans in DIR/images/<page>.jpg). --alto-dir: ALTO v4 fi
 JPEGs (a TextLine with a transcription is a true line, its box HPOS/VPOS/WIDTH/HEIGHT); pages are
 named <document>-<n>, one writer a document, and every 5th document in sorted order is the measured
 part (--part develop: the others).
+flatten: how well htr.pages.photo.flatten_photo recovers a page from a phone photo of it. Each page
+scan of DIR (gw_pages: images/<page>.jpg, <page>.json with the true word boxes) is photographed on a
+desk (htr.pages.desk.photograph_page: perspective, curl, shadow, warm uneven light, JPEG), then
+flattened. Per page and overall: the corner error (pixels of the photo, and per cent of the sheet's
+diagonal), the mean IoU of the true word boxes taken into the photo and back onto the flattened page
+against the scan's boxes scaled to the flattened page's size, and seconds of flatten_photo.
+Each scan lies on a sheet of its own paper colour a little larger (--paper-margin), as a sheet's
+edges are paper where a scan's are often dark scanner borders. No model is needed.
 """
 import argparse
 import glob
@@ -54,14 +63,17 @@ import tempfile
 import time
 import xml.etree.ElementTree as ElementTree
 
+import cv2
 import numpy as np
 from mltu.utils.text_utils import edit_distance
 
 from htr.data.augment import photo_like
 from htr.data.labels_csv import DatasetError, read_labelled_csv
 from htr.images import UnreadableImage, read_image
-from htr.pages.compose import compose_page, dataset_lines, matched_boxes, page_text
 from htr.pages.lines import find_text_lines
+from htr.pages.compose import box_iou, compose_page, dataset_lines, matched_boxes, page_text
+from htr.pages.desk import photograph_page
+from htr.pages.photo import flatten_photo
 from htr.pages.reading import enclosing_box, read_page
 from htr.recognizer import CORES, ImageToWordModel, ModelFileError, predict_files
 from htr.scoring import confidence_auroc, score
@@ -369,6 +381,103 @@ def bench_find_lines(args):
     print(f"  {seconds / len(pages):.3f} s a page ({cpu_seconds / len(pages):.3f} s of CPU time: other programs on the cores slow the first, not this)")
 
 
+def boxes_on_flat(boxes, homography, info):
+    """[x, y, w, h] boxes on the scan -> the smallest boxes holding their corners once taken into the
+    photo by `homography` and from there onto the flattened page (the inverse of info's homography)."""
+    corners = np.float64([[[x, y], [x + w, y], [x + w, y + h], [x, y + h]] for x, y, w, h in boxes]) - 0.5
+    to_flat = np.linalg.inv(np.asarray(info["homography"])) @ homography
+    flat = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), to_flat).reshape(-1, 4, 2) + 0.5
+    return [[*low, *(high - low)] for low, high in zip(flat.min(axis=1), flat.max(axis=1))]
+
+
+def on_paper(scan, truth, margin):
+    """The scan on a sheet `margin` (a share of its long side) larger all round, of its own paper's
+    colour, and the truth moved with it: a scan's edges are often dark scanner borders, a sheet's are paper."""
+    pad = int(round(margin * max(scan.shape[:2])))
+    paper = np.median(scan[scan.mean(axis=2) > np.percentile(scan, 60)], axis=0)
+    sheet = np.empty((scan.shape[0] + 2 * pad, scan.shape[1] + 2 * pad, 3), np.uint8)
+    sheet[:] = paper.astype(np.uint8)
+    sheet[pad:pad + scan.shape[0], pad:pad + scan.shape[1]] = scan
+    return sheet, [{**word, "box": [word["box"][0] + pad, word["box"][1] + pad, *word["box"][2:]]} for word in truth]
+
+
+def flatten_page(scan, truth, rng):
+    """One page photographed and flattened -> (flattened?, corner errors in pixels, the sheet's
+    diagonal in the photo, the word boxes' IoUs, seconds of flatten_photo)."""
+    photo, homography = photograph_page(scan, rng)
+    began = time.perf_counter()
+    _, info = flatten_photo(photo)
+    seconds = time.perf_counter() - began
+    height, width = scan.shape[:2]
+    true_corners = cv2.perspectiveTransform(np.float64([[[0, 0], [width, 0], [width, height], [0, height]]]) - 0.5,
+                                            homography)[0] + 0.5
+    diagonal = float(np.linalg.norm(true_corners[2] - true_corners[0]))
+    if not info["flattened"]:
+        return False, [], diagonal, [0.0] * len(truth), seconds
+    errors = np.linalg.norm(np.asarray(info["corners"]) - true_corners, axis=1)
+    scale = np.array(info["size"] * 2) / [width, height, width, height]
+    boxes = [word["box"] for word in truth]
+    ious = [box_iou(found, list(np.asarray(box) * scale)) for found, box in zip(boxes_on_flat(boxes, homography, info), boxes)]
+    return True, list(errors), diagonal, ious, seconds
+
+
+def bench_flatten(args):
+    pages = args.page_numbers
+    rng = np.random.default_rng(args.seed)
+    print(f"flatten_photo on photographed {args.gw_pages} pages {pages[0]}-{pages[-1]}, seed {args.seed}, {CORES} CPU cores")
+    flattened, errors, relative, ious, seconds = 0, [], [], [], []
+    for page in pages:
+        try:
+            scan = read_image(os.path.join(args.gw_pages, "images", f"{page}.jpg"))
+            with open(os.path.join(args.gw_pages, f"{page}.json"), encoding="utf-8") as f:
+                truth = json.load(f)["words"]
+        except (OSError, UnreadableImage, ValueError, KeyError) as e:
+            sys.exit(f"error: page {page} of {args.gw_pages}: {e} (a gw_pages folder has images/<page>.jpg and <page>.json)")
+        if args.paper_margin:
+            scan, truth = on_paper(scan, truth, args.paper_margin)
+        done, page_errors, diagonal, page_ious, page_seconds = flatten_page(scan, truth, rng)
+        flattened += done
+        errors += page_errors
+        relative += [error / diagonal for error in page_errors]
+        ious += page_ious
+        seconds.append(page_seconds)
+        corners = f"corner error mean {np.mean(page_errors):.1f} px, max {np.max(page_errors):.1f} px" if done else "NOT flattened"
+        print(f"  page {page}: {corners}; word boxes mean IoU {np.mean(page_ious):.3f}; {page_seconds:.3f} s")
+    print(f"  all: {flattened} of {len(pages)} flattened; corner error mean {np.mean(errors or [np.nan]):.1f} px "
+          f"({np.mean(relative or [np.nan]):.2%} of the sheet's diagonal), max {np.max(errors or [np.nan]):.1f} px; "
+          f"word boxes mean IoU {np.mean(ious):.3f}, {np.mean(np.array(ious) >= 0.5):.1%} at IoU >= 0.5; "
+          f"{np.mean(seconds):.3f} s a page")
+
+
+def add_real_page_commands(subcommands):
+    """The subcommands on real page scans: real-pages, find-lines, flatten."""
+    real = subcommands.add_parser("real-pages", help="read_page on real scans: lines and word boxes found, page CER, pages/s")
+    real.add_argument("--model", required=True, help="a .onnx file or a model folder")
+    real.add_argument("--gw-pages", required=True, help="page scans with truth: images/<page>.jpg beside <page>.json")
+    real.add_argument("--pages", dest="page_numbers", type=page_range, default=page_range("300-304"), metavar="FIRST-LAST",
+                      help="which pages (default 300-304)")
+    real.add_argument("--gw-lines", help="the same pages' lines cropped by hand, images/<page>-<line>.jpg, to compare with")
+    real.set_defaults(run=bench_real_pages)
+    find = subcommands.add_parser("find-lines", help="find_text_lines on real scans: line-box recall, precision, F1, s/page")
+    source = find.add_mutually_exclusive_group(required=True)
+    source.add_argument("--gw-pages", metavar="DIR", help="George Washington pages: DIR/<page>.json and DIR/images/<page>.jpg")
+    source.add_argument("--alto-dir", metavar="DIR", help="ALTO v4 files (*.xml) beside their scans (*.jpg)")
+    find.add_argument("--pages", dest="page_numbers", type=page_range, default=page_range("300-304"), metavar="FIRST-LAST",
+                      help="with --gw-pages: which pages (default 300-304)")
+    find.add_argument("--part", choices=["measured", "develop"], default="measured",
+                      help="with --alto-dir: every 5th document (measured, the default) or the others")
+    find.set_defaults(run=bench_find_lines)
+    flatten = subcommands.add_parser("flatten", help="flatten_photo on photographed page scans: corner error, word-box IoU, s/page")
+    flatten.add_argument("--gw-pages", required=True, metavar="DIR", help="page scans: images/<page>.jpg and <page>.json (words with box)")
+    flatten.add_argument("--pages", dest="page_numbers", type=page_range, default=page_range("300-304"), metavar="FIRST-LAST",
+                         help="which pages (default 300-304)")
+    flatten.add_argument("--seed", type=int, default=0, help="of the photographs (default %(default)s)")
+    flatten.add_argument("--paper-margin", type=float, default=0.03, metavar="SHARE",
+                         help="photograph each scan on paper this share of its long side larger all round "
+                              "(default %(default)s; 0: the scans as they are, dark scanner borders and all)")
+    flatten.set_defaults(run=bench_flatten)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -402,22 +511,7 @@ def main(argv=None):
     lines.add_argument("--decoder", choices=["greedy", "beam"], default="greedy", help="(default %(default)s)")
     lines.add_argument("--lexicon", metavar="FILE", help="one word per line, applied word by word within a line")
     lines.set_defaults(run=bench_lines)
-    real = subcommands.add_parser("real-pages", help="read_page on real scans: lines and word boxes found, page CER, pages/s")
-    real.add_argument("--model", required=True, help="a .onnx file or a model folder")
-    real.add_argument("--gw-pages", required=True, help="page scans with truth: images/<page>.jpg beside <page>.json")
-    real.add_argument("--pages", dest="page_numbers", type=page_range, default=page_range("300-304"), metavar="FIRST-LAST",
-                      help="which pages (default 300-304)")
-    real.add_argument("--gw-lines", help="the same pages' lines cropped by hand, images/<page>-<line>.jpg, to compare with")
-    real.set_defaults(run=bench_real_pages)
-    find = subcommands.add_parser("find-lines", help="find_text_lines on real scans: line-box recall, precision, F1, s/page")
-    source = find.add_mutually_exclusive_group(required=True)
-    source.add_argument("--gw-pages", metavar="DIR", help="George Washington pages: DIR/<page>.json and DIR/images/<page>.jpg")
-    source.add_argument("--alto-dir", metavar="DIR", help="ALTO v4 files (*.xml) beside their scans (*.jpg)")
-    find.add_argument("--pages", dest="page_numbers", type=page_range, default=page_range("300-304"), metavar="FIRST-LAST",
-                      help="with --gw-pages: which pages (default 300-304)")
-    find.add_argument("--part", choices=["measured", "develop"], default="measured",
-                      help="with --alto-dir: every 5th document (measured, the default) or the others")
-    find.set_defaults(run=bench_find_lines)
+    add_real_page_commands(subcommands)
     args = parser.parse_args(argv)
     if getattr(args, "minutes", 1) <= 0:
         parser.error("--minutes must be above 0")
