@@ -8,11 +8,12 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import REPO
 from htr.data.demo import load_vocabulary, random_writer_style, render_line
 from htr.pages.compose import box_iou, matched_boxes
 from htr.pages.lines import find_text_lines
 
-GW_PAGES = "/work/shared/data/gw_pages"
+GW_PAGES = os.path.join(REPO, "..", "shared", "data", "gw_pages")
 
 
 def ink_layer(words, style, rng):

@@ -72,7 +72,7 @@ def test_a_scan_passes_through_unchanged(page):
     assert to_photo_box([10, 20, 30, 40], info) == [10, 20, 30, 40]
 
 
-@pytest.mark.skipif(not os.path.isdir(GW_PAGES), reason="needs /work/shared/data/gw_pages")
+@pytest.mark.skipif(not os.path.isdir(GW_PAGES), reason="../shared/data/gw_pages (real page scans) is not here")
 def test_a_real_page_scan_passes_through_unchanged():
     scan = read_image(os.path.join(GW_PAGES, "images", "300.jpg"))
     assert flatten_photo(scan)[0] is scan
@@ -96,7 +96,7 @@ def test_blank_empty_and_tiny_images_still_get_read_pages_message():
             check_page(same)
 
 
-@pytest.mark.skipif(not os.path.isdir(GW_PAGES), reason="needs /work/shared/data/gw_pages")
+@pytest.mark.skipif(not os.path.isdir(GW_PAGES), reason="../shared/data/gw_pages (real page scans) is not here")
 def test_bench_flatten_on_a_gw_page():
     result = run_script("benchmarks.quality", "flatten", "--gw-pages", GW_PAGES, "--pages", "300")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
