@@ -146,37 +146,22 @@ class ImageToWordModel(OnnxInferenceModel):
         return texts[0], text_confidences[0]
 
     def read_line(self, image):
-        """A BGR uint8 line image -> {"text", "confidence", "words": [...]} (read_lines)."""
-        return self.read_lines([image])[0]
+        """A BGR uint8 line image -> {"text", "confidence", "words": [{"box": [x, y, w, h], "text",
+        "confidence"}, ...]}: each word's box is where the CTC alignment of the reading puts its
+        characters (htr.alignment), mapped back to pixels of the image and trimmed to the ink, and its
+        confidence the model's probability of that word over those time steps."""
+        prepared = self.resize(image)
+        return self.read_aligned(image, prepared, self.probabilities(stack_padded([prepared]))[0])
 
-    def read_lines(self, images, batch_size=16):
-        """BGR uint8 line images -> one {"text", "confidence", "words": [{"box": [x, y, w, h], "text",
-        "confidence"}, ...]} each: each word's box is where the CTC alignment of the reading puts its
-        characters (htr.alignment), mapped back to pixels of its image and trimmed to the ink, and its
-        confidence the model's probability of that word over those time steps. Lines of about the same
-        width share a model call (sorted by width: little padding, which the BiLSTM would read too), and
-        each line's time steps past its own width are left out."""
-        prepared = [self.resize(image) for image in images]
-        order = sorted(range(len(images)), key=lambda index: prepared[index].shape[1])
-        batch_size = max(1, min(batch_size, -(-len(images) // CORES)))  # every core gets a batch
-        batches = [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
-
-        def read_batch(batch):
-            probabilities = self.probabilities(stack_padded([prepared[index] for index in batch]))
-            steps_per_pixel = probabilities.shape[1] / max(prepared[index].shape[1] for index in batch)
-            return [self.read_aligned(images[index], prepared[index],
-                                      line[:min(len(line), max(1, round(prepared[index].shape[1] * steps_per_pixel)))])
-                    for index, line in zip(batch, probabilities)]
-
-        readings = [None] * len(images)
-        with ThreadPoolExecutor(max_workers=CORES) as pool:  # one batch per core, as predict_files does
-            for batch, batch_readings in zip(batches, pool.map(read_batch, batches)):
-                for index, reading in zip(batch, batch_readings):
-                    readings[index] = reading
-        return readings
+    def read_lines(self, images):
+        """read_line for each image, one model call each, one per core at a time: a batch padded to
+        its widest line changes how the BiLSTM reads the others (it reads the padding too), and on a
+        CPU a batch of lines is no faster than its lines one by one."""
+        with ThreadPoolExecutor(max_workers=CORES) as pool:
+            return list(pool.map(self.read_line, images))
 
     def read_aligned(self, image, prepared, probabilities):
-        """One line's reading from its own time steps: its text, confidence, and words with boxes."""
+        """read_line's result from the model's output for the prepared image."""
         whole = (0, image.shape[0], 0, image.shape[1])
         top, bottom, left, right = ink_box(image, self.crop == "band") if self.crop in ("columns", "band") else whole
         texts, text_confidences = self.decode(probabilities[np.newaxis])
@@ -214,6 +199,8 @@ def predict_files(model, paths, batch_size, progress=False):
                 texts[row], text_confidences[row] = text, confidence
         return texts, text_confidences
 
+    if model.width is None:
+        batch_size = 1  # a line model reads each line alone, as read_lines does (it says why)
     batches = [paths[start:start + batch_size] for start in range(0, len(paths), batch_size)]
     predictions, prediction_confidences = [], []
     with ThreadPoolExecutor(max_workers=CORES) as pool:

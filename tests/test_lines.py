@@ -137,28 +137,16 @@ def test_a_line_models_training_batches_hold_images_of_similar_widths():
     assert sum(widest) < 0.6 * sum(unsorted)  # far less padding than random batches
 
 
-def demo_page(demo_lines, count=4):
-    """Demo lines one under another on a sheet of paper, as a page: (page, each line's ink box)."""
-    from htr.preprocess import ink_box
-    images = [read_image(path) for path, _ in line_images(demo_lines)[:count]]
-    page = np.full((sum(image.shape[0] for image in images) * 2 + 80, max(image.shape[1] for image in images) + 80, 3), 255, np.uint8)
-    boxes, y = [], 40
-    for image in images:
-        page[y:y + image.shape[0], 40:40 + image.shape[1]] = image
-        top, bottom, left, right = ink_box(image)
-        boxes.append([40 + left, y + top, right - left, bottom - top])
-        y += image.shape[0] * 2
-    return page, boxes
-
-
-def test_read_page_with_a_line_model_reads_every_line_found_whole(random_line_model, demo_lines):
+def test_read_page_with_a_line_model_reads_every_line_found_whole(random_line_model):
     from htr.pages.compose import box_iou
     from htr.pages.reading import read_page
+    from test_lines_found import as_bgr, scanned_page
     model = ImageToWordModel(random_line_model)
-    page, boxes = demo_page(demo_lines)
+    grey, truth = scanned_page(np.random.default_rng(0))
+    page = as_bgr(grey)
     result = read_page(model, page)
-    assert len(result["lines"]) == len(boxes)
-    for line, box in zip(result["lines"], boxes):
+    assert len(result["lines"]) == len(truth)
+    for line, box in zip(result["lines"], truth):
         assert box_iou(line["box"], box) >= 0.5
         assert line["text"] and 0 <= line["confidence"] <= 1 and len(line["polygon"]) >= 4 and len(line["baseline"]) >= 2
     assert result["text"] == "\n".join(line["text"] for line in result["lines"])
@@ -171,9 +159,15 @@ def test_read_page_with_a_line_model_reads_every_line_found_whole(random_line_mo
         assert " ".join(word["text"] for word in result["words"] if word["line"] == number) == " ".join(line["text"].split())
 
 
-def test_read_lines_reads_a_batch_as_each_line_alone_when_they_are_as_wide(random_line_model, demo_lines):
+def test_a_line_cut_by_hand_is_read_whole_as_one_line(random_line_model, demo_lines):
     model = ImageToWordModel(random_line_model)
     image = read_image(line_images(demo_lines)[0][0])
-    together = model.read_lines([image, image.copy(), image[:, ::-1].copy()])
-    assert together[0] == together[1] == model.read_line(image)
-    assert together[2] == model.read_line(image[:, ::-1].copy())
+    result = model.read_page(image)
+    assert [line["text"] for line in result["lines"]] == [model.read_line(image)["text"]]
+
+
+def test_read_lines_reads_each_line_as_it_reads_it_alone(random_line_model, demo_lines):
+    model = ImageToWordModel(random_line_model)
+    short, long = (read_image(path) for path, _ in line_images(demo_lines)[:2])
+    long = np.hstack([long, long, long])  # a neighbour three times as wide changes nothing
+    assert model.read_lines([short, long]) == [model.read_line(short), model.read_line(long)]

@@ -7,6 +7,7 @@ import numpy as np
 
 from htr.images import UnreadableImage
 from htr.pages.lines import find_text_lines
+from htr.pages.photo import flatten_photo, to_photo_box, to_photo_points
 from htr.pages.segmentation import Word, find_words, reading_images
 from htr.preprocess import paper_brightness
 
@@ -17,19 +18,33 @@ WHOLE_WORD_CONFIDENCE = 0.5  # and keeps that reading if at least this sure of i
 # A found line is read from its ink's box widened by LINE_MARGIN pixels, and by these shares of its height
 # above and below: as gw_lines' lines were cut, around their words' polygons (medians on pages 270-279).
 LINE_MARGIN, MARGIN_ABOVE, MARGIN_BELOW = 8, 0.15, 0.11
+LINE_SHAPE = 3  # an image at least this many times as wide as high may be one line, cut by hand
 FAINT_INK = 0.2  # faint_ink: a fifth as dark as the darkest ink
 
 
 def read_page(model, image):
-    """A BGR uint8 image of a word, a line or a page -> {"words": [{"box": [x, y, w, h], "text",
-    "confidence", "line"}, ...] in reading order, "lines": [{"box", "text"}, ...], "text": the lines
-    joined by newlines}; boxes in pixels of `image`. htr.pages.segmentation finds the words, and
-    read_words reads them. An image with a few words may be one word cut by hand that segmentation
-    broke up (a small image, or strokes of the neighbouring lines at its edges): read_whole decides.
-    UnreadableImage for an image it cannot work on; a page without writing gives no words."""
+    """A BGR uint8 image of a word, a line or a page, scanned or photographed -> {"words": [{"box":
+    [x, y, w, h], "text", "confidence", "line"}, ...] in reading order, "lines": [{"box", "text", ...},
+    ...], "text": the lines joined by newlines}; boxes in pixels of `image`. A photo of a sheet is
+    flattened first (htr.pages.photo), and what is found on it mapped back onto the photo. A line
+    model reads each line found whole (read_lines_of_page); with a word model htr.pages.segmentation
+    finds the words and read_words reads them, and an image with a few words may be one word cut by
+    hand that segmentation broke up (read_whole decides). UnreadableImage for an image it cannot work
+    on; a page without writing gives no words."""
     check_page(image)
-    if model.width is None:
-        return read_lines_of_page(model, image)
+    page, photo = flatten_photo(image)
+    result = read_lines_of_page(model, page) if model.width is None else read_words_of_page(model, page)
+    if photo["flattened"]:
+        for item in result["words"] + result["lines"]:
+            item["box"] = to_photo_box(item["box"], photo)
+            for key in ("polygon", "baseline"):
+                if item.get(key) is not None:
+                    item[key] = [[int(round(x)), int(round(y))] for x, y in to_photo_points(item[key], photo)]
+    return result
+
+
+def read_words_of_page(model, image):
+    """A word model's reading of a page: the words segmentation finds, each read alone."""
     lines = find_words(image)
     words = [(number, word) for number, line in enumerate(lines) for word in line]
     texts, certainties = read_words(model, [word for _, word in words])
@@ -46,13 +61,38 @@ def read_lines_of_page(model, image):
     it (LINE_MARGIN, MARGIN_ABOVE, MARGIN_BELOW), is read whole (ImageToWordModel.read_lines); each
     word's box is the ink, within the line's own rows, of the columns the alignment gives it. A line
     read as nothing is left out (a speck or a stamp the line finder took for writing). Lines keep
-    their polygon and baseline."""
+    their polygon and baseline. An image shaped like a line is also read whole, as one line, and the
+    surer reading (per character) kept."""
     found = find_text_lines(image)
     height, width = image.shape[:2]
     cuts = [(max(0, x - LINE_MARGIN), max(0, round(y - LINE_MARGIN - MARGIN_ABOVE * h)),
              min(width, x + w + LINE_MARGIN), min(height, round(y + h + LINE_MARGIN + MARGIN_BELOW * h)))
             for x, y, w, h in (line["box"] for line in found)]
-    readings = model.read_lines([image[top:bottom, left:right] for left, top, right, bottom in cuts])
+    if width >= LINE_SHAPE * height and len(found) <= 1:  # one line, cut by hand: read it whole
+        found, cuts = [[{"box": [0, 0, width, height]}]], [[(0, 0, width, height)]]
+    elif width >= LINE_SHAPE * height:  # perhaps one line, cut by hand: read it whole too
+        found, cuts = [found, [{"box": [0, 0, width, height]}]], [cuts, [(0, 0, width, height)]]
+    else:
+        found, cuts = [found], [cuts]
+    readings = model.read_lines([image[top:bottom, left:right] for part in cuts for left, top, right, bottom in part])
+    results = []
+    for part_found, part_cuts in zip(found, cuts):
+        results.append(lines_result(image, part_found, readings[:len(part_cuts)], part_cuts))
+        readings = readings[len(part_cuts):]
+    if len(results) == 2 and len(results[0]["lines"]) < 2:
+        return results[1]  # one line found in a line's shape: the image is that line
+    return max(results, key=sureness)
+
+
+def sureness(result):
+    """How sure a reading is, per character, over its lines (0 for no lines): a page's lines read
+    one by one and the same image read as one line compare so, as longer texts are less likely."""
+    lines = [line["confidence"] ** (1 / max(1, len(line["text"]))) for line in result["lines"]]
+    return sum(lines) / len(lines) if lines else 0.0
+
+
+def lines_result(image, found, readings, cuts):
+    """read_page's result from the lines found, their readings and the rectangles they were cut by."""
     result = {"words": [], "lines": []}
     for line, reading, (left, top, right, bottom) in zip(found, readings, cuts):
         if not reading["text"].strip():
