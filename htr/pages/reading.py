@@ -18,6 +18,7 @@ WHOLE_WORD_CONFIDENCE = 0.5  # and keeps that reading if at least this sure of i
 # A found line is read from its ink's box widened by LINE_MARGIN pixels, and by these shares of its height
 # above and below: as gw_lines' lines were cut, around their words' polygons (medians on pages 270-279).
 LINE_MARGIN, MARGIN_ABOVE, MARGIN_BELOW = 8, 0.15, 0.11
+MARGIN_ENDS = 1.2
 LINE_SHAPE = 3  # an image at least this many times as wide as high may be one line, cut by hand
 FAINT_INK = 0.2  # faint_ink: a fifth as dark as the darkest ink
 
@@ -65,8 +66,8 @@ def read_lines_of_page(model, image):
     surer reading (per character) kept."""
     found = find_text_lines(image)
     height, width = image.shape[:2]
-    cuts = [(max(0, x - LINE_MARGIN), max(0, round(y - LINE_MARGIN - MARGIN_ABOVE * h)),
-             min(width, x + w + LINE_MARGIN), min(height, round(y + h + LINE_MARGIN + MARGIN_BELOW * h)))
+    cuts = [(max(0, round(x - LINE_MARGIN - MARGIN_ENDS * h)), max(0, round(y - LINE_MARGIN - MARGIN_ABOVE * h)),
+             min(width, round(x + w + LINE_MARGIN + MARGIN_ENDS * h)), min(height, round(y + h + LINE_MARGIN + MARGIN_BELOW * h)))
             for x, y, w, h in (line["box"] for line in found)]
     if width >= LINE_SHAPE * height and len(found) <= 1:  # one line, cut by hand: read it whole
         found, cuts = [[{"box": [0, 0, width, height]}]], [[(0, 0, width, height)]]
