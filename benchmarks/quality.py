@@ -4,6 +4,7 @@
     python -m benchmarks.quality budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
     python -m benchmarks.quality pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S] [--line-pitch UNITS]
     python -m benchmarks.quality lines --model DIR --csv FILE [--decoder greedy|beam] [--lexicon FILE]
+    python -m benchmarks.quality real-pages --model DIR --gw-pages DIR [--pages 300-304] [--gw-lines DIR]
     python -m benchmarks.quality find-lines (--gw-pages DIR [--pages 300-304] | --alto-dir DIR [--part measured|develop])
     python -m benchmarks.quality flatten --gw-pages DIR [--pages 300-304] [--seed S] [--paper-margin SHARE]
 
@@ -29,6 +30,11 @@ lines: how well a model reads a labelled CSV of images (lines, or words): CER, W
 exactly right, and images per second from files to text with onnxruntime on this machine's cores
 (inferenceModel.py's batched path, best of REPEATS rounds).
 
+real-pages: read_page on real page scans (or, --photographed, phone photos of them) with their truth (gw_pages: every word's ink box, line and
+text): lines found (precision, recall, F1 at IoU >= 0.5 against each true line's box, the box of its
+words), word boxes (the same against each word's ink box), page CER (whitespace normalised) beside the
+same model's CER on the same pages' lines cropped by hand (gw_lines, when given), and pages per second
+of read_page (one pass).
 find-lines: how well htr.pages.lines.find_text_lines finds the text lines of real scans: recall,
 precision and F1 of the found line boxes against the true ones at IoU >= 0.5 (one-to-one), lines
 found and true, and seconds a page, of the clock and of CPU time (finding only; reading the image
@@ -68,11 +74,12 @@ from htr.pages.lines import find_text_lines
 from htr.pages.compose import box_iou, compose_page, dataset_lines, matched_boxes, page_text
 from htr.pages.desk import photograph_page
 from htr.pages.photo import flatten_photo
-from htr.pages.reading import read_page
+from htr.pages.reading import enclosing_box, read_page
 from htr.recognizer import CORES, ImageToWordModel, ModelFileError, predict_files
 from htr.scoring import confidence_auroc, score
 
 BATCH_SIZE = 64  # inferenceModel.py's default --batch-size
+PAPER_MARGIN = 0.03  # photos of pages: each scan first laid on paper this share of its long side larger all round
 REPEATS = 3  # lines: the fastest of this many rounds, as timeit does: other programs only ever slow a run
 
 
@@ -234,6 +241,68 @@ def bench_lines(args):
           f"{f', lexicon {args.lexicon}' if args.lexicon else ''}, {CORES} CPU cores")
     print(f"  CER {summary['corpus_cer']:.2%}, WER {summary['wer']:.2%}, read exactly right "
           f"{summary['word_accuracy']:.1%}; {len(rows) / seconds:.1f} images/s")
+
+
+def true_lines(words):
+    """gw_pages words -> {line number: (box of its words, their texts in order)}."""
+    lines = {}
+    for word in words:
+        lines.setdefault(word["line"], []).append(word)
+    return {number: (enclosing_box([w["box"] for w in line]), [w["text"] for w in line]) for number, line in sorted(lines.items())}
+
+
+def f1(hits, found, true):
+    precision, recall = hits / max(found, 1), hits / max(true, 1)
+    return precision, recall, 2 * precision * recall / max(precision + recall, 1e-9)
+
+
+def on_photo(boxes, homography):
+    """[x, y, w, h] boxes on a page -> the smallest boxes holding their corners in its photo."""
+    corners = np.float64([[[x, y], [x + w, y], [x + w, y + h], [x, y + h]] for x, y, w, h in boxes])
+    photo = cv2.perspectiveTransform(corners.reshape(-1, 1, 2), np.asarray(homography, np.float64)).reshape(-1, 4, 2)
+    return [[*low, *(high - low)] for low, high in zip(photo.min(axis=1), photo.max(axis=1))]
+
+
+def bench_real_pages(args):
+    model = ImageToWordModel(args.model)
+    rng = np.random.default_rng(args.seed)
+    counts = np.zeros(7, int)  # lines matched, found, true; words matched, found, true; page characters
+    page_edits = cropped_edits = 0
+    seconds = 0.0
+    for page in args.page_numbers:
+        with open(os.path.join(args.gw_pages, f"{page}.json"), encoding="utf-8") as f:
+            words = json.load(f)["words"]
+        image = read_image(os.path.join(args.gw_pages, "images", f"{page}.jpg"))
+        lines = true_lines(words)
+        line_boxes, word_boxes = [box for box, _ in lines.values()], [word["box"] for word in words]
+        if args.photographed:  # on a sheet of its paper (a scan's edges are scanner borders), photographed
+            image, moved = on_paper(image, [{"box": box} for box in line_boxes + word_boxes], PAPER_MARGIN)
+            image, homography = photograph_page(image, rng)
+            moved = on_photo([item["box"] for item in moved], homography)
+            line_boxes, word_boxes = moved[:len(line_boxes)], moved[len(line_boxes):]
+        began = time.perf_counter()
+        result = read_page(model, image)
+        seconds += time.perf_counter() - began
+        counts[:3] += [matched_boxes([line["box"] for line in result["lines"]], line_boxes), len(result["lines"]), len(lines)]
+        counts[3:6] += [matched_boxes([word["box"] for word in result["words"]], word_boxes), len(result["words"]), len(words)]
+        truth_text = page_text([texts for _, texts in lines.values()])
+        counts[6] += len(truth_text)
+        page_edits += edit_distance(list(page_text([line["text"].split() for line in result["lines"]])), list(truth_text))
+        if args.gw_lines:
+            paths = [os.path.join(args.gw_lines, "images", f"{page}-{number:02d}.jpg") for number in lines]
+            cropped = predict_files(model, paths, BATCH_SIZE)[0]
+            cropped_edits += edit_distance(list(page_text([(text or "").split() for text in cropped])), list(truth_text))
+    pages = args.page_numbers
+    print(f"Model {model.model_path}: pages {pages[0]}-{pages[-1]} of {args.gw_pages}"
+          f"{f', photographed (seed {args.seed})' if args.photographed else ''}, {CORES} CPU cores")
+    print("  lines found at IoU >= 0.5: precision {:.3f}, recall {:.3f}, F1 {:.3f}".format(*f1(*counts[:3])),
+          f"({counts[0]} of {counts[2]} true lines, {counts[1]} found)")
+    print("  word boxes at IoU >= 0.5: precision {:.3f}, recall {:.3f}, F1 {:.3f}".format(*f1(*counts[3:6])),
+          f"({counts[3]} of {counts[5]} true words, {counts[4]} found)")
+    cropped = f" against {cropped_edits / counts[6]:.2%} for the same lines cropped by hand " \
+              f"({100 * (page_edits - cropped_edits) / counts[6]:+.2f} points)" if args.gw_lines else ""
+    print(f"  page CER {page_edits / counts[6]:.2%}{cropped}")
+    print(f"  {len(pages) / seconds:.2f} pages/s")
 
 
 def gw_pages(folder, pages):
@@ -398,7 +467,16 @@ def bench_flatten(args):
 
 
 def add_real_page_commands(subcommands):
-    """The subcommands on real page scans: find-lines, flatten."""
+    """The subcommands on real page scans: real-pages, find-lines, flatten."""
+    real = subcommands.add_parser("real-pages", help="read_page on real scans: lines and word boxes found, page CER, pages/s")
+    real.add_argument("--model", required=True, help="a .onnx file or a model folder")
+    real.add_argument("--gw-pages", required=True, help="page scans with truth: images/<page>.jpg beside <page>.json")
+    real.add_argument("--pages", dest="page_numbers", type=page_range, default=page_range("300-304"), metavar="FIRST-LAST",
+                      help="which pages (default 300-304)")
+    real.add_argument("--gw-lines", help="the same pages' lines cropped by hand, images/<page>-<line>.jpg, to compare with")
+    real.add_argument("--photographed", action="store_true", help="read phone photos of the pages (htr.pages.desk), not the scans")
+    real.add_argument("--seed", type=int, default=0, help="of the photos (default %(default)s)")
+    real.set_defaults(run=bench_real_pages)
     find = subcommands.add_parser("find-lines", help="find_text_lines on real scans: line-box recall, precision, F1, s/page")
     source = find.add_mutually_exclusive_group(required=True)
     source.add_argument("--gw-pages", metavar="DIR", help="George Washington pages: DIR/<page>.json and DIR/images/<page>.jpg")
@@ -413,7 +491,7 @@ def add_real_page_commands(subcommands):
     flatten.add_argument("--pages", dest="page_numbers", type=page_range, default=page_range("300-304"), metavar="FIRST-LAST",
                          help="which pages (default 300-304)")
     flatten.add_argument("--seed", type=int, default=0, help="of the photographs (default %(default)s)")
-    flatten.add_argument("--paper-margin", type=float, default=0.03, metavar="SHARE",
+    flatten.add_argument("--paper-margin", type=float, default=PAPER_MARGIN, metavar="SHARE",
                          help="photograph each scan on paper this share of its long side larger all round "
                               "(default %(default)s; 0: the scans as they are, dark scanner borders and all)")
     flatten.set_defaults(run=bench_flatten)

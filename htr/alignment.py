@@ -72,7 +72,7 @@ def align(probabilities, text, vocab):
     path = np.empty(len(p), dtype=int)
     for step in range(len(p) - 1, -1, -1):
         path[step] = state
-        state -= came_from[step, state]
+        state -= int(came_from[step, state])  # a Python int: an int8 result would overflow past 127 states
     characters = 2 * np.arange(len(text)) + 1  # the path never goes back, so a character's steps are one run
     first = np.searchsorted(path, characters, side="left")
     last = np.searchsorted(path, characters, side="right") - 1

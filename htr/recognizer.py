@@ -147,13 +147,23 @@ class ImageToWordModel(OnnxInferenceModel):
 
     def read_line(self, image):
         """A BGR uint8 line image -> {"text", "confidence", "words": [{"box": [x, y, w, h], "text",
-        "confidence"}, ...]}, read in one pass: each word's box is where the CTC alignment of the reading
-        puts its characters (htr.alignment), mapped back to pixels of `image` and trimmed to the ink, and
-        its confidence the model's probability of that word over those time steps."""
+        "confidence"}, ...]}: each word's box is where the CTC alignment of the reading puts its
+        characters (htr.alignment), mapped back to pixels of the image and trimmed to the ink, and its
+        confidence the model's probability of that word over those time steps."""
+        prepared = self.resize(image)
+        return self.read_aligned(image, prepared, self.probabilities(stack_padded([prepared]))[0])
+
+    def read_lines(self, images):
+        """read_line for each image, one model call each, one per core at a time: a batch padded to
+        its widest line changes how the BiLSTM reads the others (it reads the padding too), and on a
+        CPU a batch of lines is no faster than its lines one by one."""
+        with ThreadPoolExecutor(max_workers=CORES) as pool:
+            return list(pool.map(self.read_line, images))
+
+    def read_aligned(self, image, prepared, probabilities):
+        """read_line's result from the model's output for the prepared image."""
         whole = (0, image.shape[0], 0, image.shape[1])
         top, bottom, left, right = ink_box(image, self.crop == "band") if self.crop in ("columns", "band") else whole
-        prepared = self.resize(image)
-        probabilities = self.probabilities(stack_padded([prepared]))[0]
         texts, text_confidences = self.decode(probabilities[np.newaxis])
         words, spans = word_spans(probabilities, texts[0], self.vocab)
         # One time step is input width / steps prepared pixels, and a prepared pixel this many of the image's.
@@ -189,6 +199,8 @@ def predict_files(model, paths, batch_size, progress=False):
                 texts[row], text_confidences[row] = text, confidence
         return texts, text_confidences
 
+    if model.width is None:
+        batch_size = 1  # a line model reads each line alone, as read_lines does (it says why)
     batches = [paths[start:start + batch_size] for start in range(0, len(paths), batch_size)]
     predictions, prediction_confidences = [], []
     with ThreadPoolExecutor(max_workers=CORES) as pool:

@@ -28,6 +28,12 @@ def test_align_finds_each_character_at_its_peak():
     assert align(probabilities, "hello", VOCAB) == [(2, 2), (4, 4), (6, 7), (9, 9), (11, 11)]
 
 
+def test_align_aligns_a_line_longer_than_a_byte_of_states():
+    text = "the quick brown fox jumps over the lazy dog and then runs far far away"  # 70 characters: 141 states
+    probabilities = frames("-" + "-".join(text) + "-")
+    assert align(probabilities, text, VOCAB) == [(2 * i + 1, 2 * i + 1) for i in range(len(text))]
+
+
 def test_align_puts_a_character_on_its_whole_plateau_and_handles_edges():
     probabilities = frames("aaa-b" + "b")
     assert align(probabilities, "ab", VOCAB) == [(0, 2), (4, 5)]

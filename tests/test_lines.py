@@ -135,3 +135,39 @@ def test_a_line_models_training_batches_hold_images_of_similar_widths():
     widest = [aspect_ratios[batched[i:i + 8]].max() for i in range(0, len(batched), 8)]
     unsorted = [aspect_ratios[order[i:i + 8]].max() for i in range(0, len(order), 8)]
     assert sum(widest) < 0.6 * sum(unsorted)  # far less padding than random batches
+
+
+def test_read_page_with_a_line_model_reads_every_line_found_whole(random_line_model):
+    from htr.pages.compose import box_iou
+    from htr.pages.reading import read_page
+    from test_lines_found import as_bgr, scanned_page
+    model = ImageToWordModel(random_line_model)
+    grey, truth = scanned_page(np.random.default_rng(0))
+    page = as_bgr(grey)
+    result = read_page(model, page)
+    assert len(result["lines"]) == len(truth)
+    for line, box in zip(result["lines"], truth):
+        assert box_iou(line["box"], box) >= 0.5
+        assert line["text"] and 0 <= line["confidence"] <= 1 and len(line["polygon"]) >= 4 and len(line["baseline"]) >= 2
+    assert result["text"] == "\n".join(line["text"] for line in result["lines"])
+    for word in result["words"]:
+        x, y, w, h = word["box"]
+        line = result["lines"][word["line"]]["box"]
+        assert line[1] <= y and y + h <= line[1] + line[3]  # within its line's rows
+        assert (page[y:y + h, x:x + w] < 128).any()
+    for number, line in enumerate(result["lines"]):
+        assert " ".join(word["text"] for word in result["words"] if word["line"] == number) == " ".join(line["text"].split())
+
+
+def test_a_line_cut_by_hand_is_read_whole_as_one_line(random_line_model, demo_lines):
+    model = ImageToWordModel(random_line_model)
+    image = read_image(line_images(demo_lines)[0][0])
+    result = model.read_page(image)
+    assert [line["text"] for line in result["lines"]] == [model.read_line(image)["text"]]
+
+
+def test_read_lines_reads_each_line_as_it_reads_it_alone(random_line_model, demo_lines):
+    model = ImageToWordModel(random_line_model)
+    short, long = (read_image(path) for path, _ in line_images(demo_lines)[:2])
+    long = np.hstack([long, long, long])  # a neighbour three times as wide changes nothing
+    assert model.read_lines([short, long]) == [model.read_line(short), model.read_line(long)]

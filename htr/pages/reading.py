@@ -1,24 +1,51 @@
 """read_page: a word, a line or a whole page -> its words (box, text, confidence), lines and text.
-htr.pages.segmentation finds the words; the recognizer reads them in batches."""
+With a line model (one whose input width follows the image), htr.pages.lines finds the page's lines and
+the model reads each whole, its words and their boxes coming from the reading's alignment; with a word
+model, htr.pages.segmentation finds the words and the model reads them in batches."""
+import cv2
 import numpy as np
 
 from htr.images import UnreadableImage
+from htr.pages.lines import find_text_lines
+from htr.pages.photo import flatten_photo, to_photo_box, to_photo_points
 from htr.pages.segmentation import Word, find_words, reading_images
+from htr.preprocess import paper_brightness
 
 MAX_PAGE_PIXELS = 50_000_000  # read_page works on the full image: a 48-megapixel phone photo, not much more
 PAGE_BATCH = 64  # read_page reads this many words per model call
 WHOLE_WORD_CHECK = 16  # read_page also reads an image whole if it finds at most this many words in it,
 WHOLE_WORD_CONFIDENCE = 0.5  # and keeps that reading if at least this sure of it
+# A found line is read from its ink's box widened by LINE_MARGIN pixels, and by these shares of its height
+# above and below: as gw_lines' lines were cut, around their words' polygons (medians on pages 270-279).
+LINE_MARGIN, MARGIN_ABOVE, MARGIN_BELOW = 8, 0.15, 0.11
+MARGIN_ENDS = 1.2
+LINE_SHAPE = 3  # an image at least this many times as wide as high may be one line, cut by hand
+FAINT_INK = 0.2  # faint_ink: a fifth as dark as the darkest ink
 
 
 def read_page(model, image):
-    """A BGR uint8 image of a word, a line or a page -> {"words": [{"box": [x, y, w, h], "text",
-    "confidence", "line"}, ...] in reading order, "lines": [{"box", "text"}, ...], "text": the lines
-    joined by newlines}; boxes in pixels of `image`. htr.pages.segmentation finds the words, and
-    read_words reads them. An image with a few words may be one word cut by hand that segmentation
-    broke up (a small image, or strokes of the neighbouring lines at its edges): read_whole decides.
-    UnreadableImage for an image it cannot work on; a page without writing gives no words."""
+    """A BGR uint8 image of a word, a line or a page, scanned or photographed -> {"words": [{"box":
+    [x, y, w, h], "text", "confidence", "line"}, ...] in reading order, "lines": [{"box", "text", ...},
+    ...], "text": the lines joined by newlines}; boxes in pixels of `image`. A photo of a sheet is
+    flattened first (htr.pages.photo), and what is found on it mapped back onto the photo. A line
+    model reads each line found whole (read_lines_of_page); with a word model htr.pages.segmentation
+    finds the words and read_words reads them, and an image with a few words may be one word cut by
+    hand that segmentation broke up (read_whole decides). UnreadableImage for an image it cannot work
+    on; a page without writing gives no words."""
     check_page(image)
+    page, photo = flatten_photo(image)
+    result = read_lines_of_page(model, page) if model.width is None else read_words_of_page(model, page)
+    if photo["flattened"]:
+        for item in result["words"] + result["lines"]:
+            item["box"] = to_photo_box(item["box"], photo)
+            for key in ("polygon", "baseline"):
+                if item.get(key) is not None:
+                    item[key] = [[int(round(x)), int(round(y))] for x, y in to_photo_points(item[key], photo)]
+    return result
+
+
+def read_words_of_page(model, image):
+    """A word model's reading of a page: the words segmentation finds, each read alone."""
     lines = find_words(image)
     words = [(number, word) for number, line in enumerate(lines) for word in line]
     texts, certainties = read_words(model, [word for _, word in words])
@@ -28,6 +55,86 @@ def read_page(model, image):
             lines, texts, certainties = whole
             words = [(0, lines[0][0])]
     return page_result(lines, words, texts, certainties)
+
+
+def read_lines_of_page(model, image):
+    """A line model's reading of a page: every line htr.pages.lines finds, cut as a rectangle around
+    it (LINE_MARGIN, MARGIN_ABOVE, MARGIN_BELOW), is read whole (ImageToWordModel.read_lines); each
+    word's box is the ink, within the line's own rows, of the columns the alignment gives it. A line
+    read as nothing is left out (a speck or a stamp the line finder took for writing). Lines keep
+    their polygon and baseline. An image shaped like a line is also read whole, as one line, and the
+    surer reading (per character) kept."""
+    found = find_text_lines(image)
+    height, width = image.shape[:2]
+    cuts = [(max(0, round(x - LINE_MARGIN - MARGIN_ENDS * h)), max(0, round(y - LINE_MARGIN - MARGIN_ABOVE * h)),
+             min(width, round(x + w + LINE_MARGIN + MARGIN_ENDS * h)), min(height, round(y + h + LINE_MARGIN + MARGIN_BELOW * h)))
+            for x, y, w, h in (line["box"] for line in found)]
+    if width >= LINE_SHAPE * height and len(found) <= 1:  # one line, cut by hand: read it whole
+        found, cuts = [[{"box": [0, 0, width, height]}]], [[(0, 0, width, height)]]
+    elif width >= LINE_SHAPE * height:  # perhaps one line, cut by hand: read it whole too
+        found, cuts = [found, [{"box": [0, 0, width, height]}]], [cuts, [(0, 0, width, height)]]
+    else:
+        found, cuts = [found], [cuts]
+    readings = model.read_lines([image[top:bottom, left:right] for part in cuts for left, top, right, bottom in part])
+    results = []
+    for part_found, part_cuts in zip(found, cuts):
+        results.append(lines_result(image, part_found, readings[:len(part_cuts)], part_cuts))
+        readings = readings[len(part_cuts):]
+    if len(results) == 2 and len(results[0]["lines"]) < 2:
+        return results[1]  # one line found in a line's shape: the image is that line
+    return max(results, key=sureness)
+
+
+def sureness(result):
+    """How sure a reading is, per character, over its lines (0 for no lines): a page's lines read
+    one by one and the same image read as one line compare so, as longer texts are less likely."""
+    lines = [line["confidence"] ** (1 / max(1, len(line["text"]))) for line in result["lines"]]
+    return sum(lines) / len(lines) if lines else 0.0
+
+
+def lines_result(image, found, readings, cuts):
+    """read_page's result from the lines found, their readings and the rectangles they were cut by."""
+    result = {"words": [], "lines": []}
+    for line, reading, (left, top, right, bottom) in zip(found, readings, cuts):
+        if not reading["text"].strip():
+            continue
+        ink = faint_ink(image[top:bottom, left:right])
+        x, y, w, h = line["box"]
+        for word in reading["words"]:
+            box = ink_box_in_rows(ink, word["box"], y - top, y + h - top)
+            result["words"].append({"box": [box[0] + left, box[1] + top, box[2], box[3]], "text": word["text"],
+                                    "confidence": word["confidence"], "line": len(result["lines"])})
+        result["lines"].append({**line, "text": reading["text"], "confidence": reading["confidence"]})
+    result["text"] = "\n".join(line["text"] for line in result["lines"])
+    return result
+
+
+def faint_ink(image):
+    """Where a line cut's ink is, faint strokes too: anything FAINT_INK as dark, against its paper, as the
+    darkest ink (ink_mask's half loses the thin upstrokes that join an ascender to its letter)."""
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+    darkness = cv2.blur(1 - grey / np.maximum(paper_brightness(grey, max(3, grey.shape[0] // 4)), 1), (3, 3))
+    return darkness > max(FAINT_INK * darkness.max(), 0.1)
+
+
+def ink_box_in_rows(ink, box, first_row, end_row):
+    """A word's [x, y, w, h] in its line cut, from its columns' ink: the pieces of ink (connected
+    components) that reach into the line's core, the rows where its ink is densest (its x-height),
+    within rows [first_row, end_row). The strokes of the lines above and below reach into the cut,
+    and even into the line's box, but not into its core. Its columns at those rows' full height when
+    no ink there does."""
+    x, _, w, _ = box
+    rows = ink[first_row:end_row].sum(axis=1)
+    core = np.flatnonzero(rows >= 0.5 * rows.max()) + first_row if rows.max() else []
+    count, labels = cv2.connectedComponents(ink[first_row:end_row, x:x + w].astype(np.uint8), connectivity=8)
+    if count < 2 or not len(core):
+        return [x, first_row, w, end_row - first_row]
+    touching = np.unique(labels[core[0] - first_row:core[-1] - first_row + 1])
+    kept = np.isin(labels, touching[touching > 0])
+    rows, columns = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
+    if not len(rows):
+        return [x, first_row, w, end_row - first_row]
+    return [x + int(columns[0]), first_row + int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)]
 
 
 def read_words(model, words):
