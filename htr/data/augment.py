@@ -70,8 +70,9 @@ class RandomMargins(Augmentor):
     def __call__(self, image: Image, annotation):
         pixels = image.numpy()
         height, width = pixels.shape[:2]
-        top, bottom = (int(round(np.random.uniform(-self.share, self.share) * height)) for _ in range(2))
-        left, right = (int(round(np.random.uniform(-self.share, self.share) * height)) for _ in range(2))
+        # negative: cut, at most a quarter of the line each way, so even a line a few pixels high keeps most of itself
+        top, bottom = (max(-(height // 4), round(np.random.uniform(-self.share, self.share) * height)) for _ in range(2))
+        left, right = (max(-(width // 4), round(np.random.uniform(-self.share, self.share) * height)) for _ in range(2))
         pixels = pixels[max(0, -top):height - max(0, -bottom), max(0, -left):width - max(0, -right)]
         pixels = cv2.copyMakeBorder(pixels, max(0, top), max(0, bottom), max(0, left), max(0, right),
                                     cv2.BORDER_CONSTANT, value=paper_colour(pixels))
