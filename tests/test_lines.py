@@ -171,3 +171,16 @@ def test_read_lines_reads_each_line_as_it_reads_it_alone(random_line_model, demo
     short, long = (read_image(path) for path, _ in line_images(demo_lines)[:2])
     long = np.hstack([long, long, long])  # a neighbour three times as wide changes nothing
     assert model.read_lines([short, long]) == [model.read_line(short), model.read_line(long)]
+
+
+def test_the_line_augmentations_keep_some_of_every_line_whatever_its_size():
+    from mltu.annotations.images import CVImage
+
+    from htr.data.pipeline import training_augmentors
+    np.random.seed(0)
+    for shape in [(1, 1, 3), (2, 3, 3), (3, 40, 3), (8, 5, 3), (60, 700, 3)]:
+        for _ in range(50):
+            image, label = CVImage(np.random.randint(0, 255, shape, np.uint8)), "a"
+            for augmentor in training_augmentors("lines"):
+                image, label = augmentor(image, label)
+            assert image.numpy().size > 0
