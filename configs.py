@@ -80,9 +80,8 @@ SETTINGS = [
             saved_as="augmentation", renamed=TUTORIAL_OLD_NAME),
     Setting("crop", "training", "how each image is cut before resizing, in training and in the exported model: "
             "columns, to its ink at the left and right; band, also above and below to its writing band, which gives "
-            "loosely cropped photos a scan's proportions; none: as it is (a line model's input follows the line's "
-            "width, so paper at its ends costs nothing, while a cut to the darkest ink could lose a faint word)",
-            choices=("columns", "band", "none"), default={"default": "columns", "line": "none", "tutorial": "columns"},
+            "loosely cropped photos a scan's proportions; none: as it is",
+            choices=("columns", "band", "none"), default={"default": "columns", "line": "columns", "tutorial": "columns"},
             saved_as="crop", before="columns"),
     Setting("dropout", "training", "share of activations dropped in training after each residual block and the "
             "BiLSTM", "fraction", default={"default": 0.1, "line": 0.1, "tutorial": 0.2}, saved_as="dropout"),
