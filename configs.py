@@ -75,13 +75,14 @@ SETTINGS = [
     Setting("architecture", "training", "model.py's model", choices=("columns", "tutorial"),
             default={"default": "columns", "line": "columns", "tutorial": "tutorial"}, saved_as="architecture", renamed=TUTORIAL_OLD_NAME),
     Setting("augmentation", "training", "training-image augmentation, see htr.data.pipeline.training_augmentors: "
-            "lines: rich without rotation; photos for words photographed with a phone (README: Train on your own handwriting)",
-            choices=("rich", "lines", "photos", "tutorial"), default={"default": "rich", "line": "lines", "tutorial": "tutorial"},
+            "photos: rich, and half the words made photo-like, so a model reads phone photos nearly as well as scans "
+            "(README: Train on your own handwriting); lines: rich without rotation, lines tilted and cut tighter or looser",
+            choices=("rich", "lines", "photos", "tutorial"), default={"default": "photos", "line": "lines", "tutorial": "tutorial"},
             saved_as="augmentation", renamed=TUTORIAL_OLD_NAME),
     Setting("crop", "training", "how each image is cut before resizing, in training and in the exported model: "
             "columns, to its ink at the left and right; band, also above and below to its writing band, which gives "
             "loosely cropped photos a scan's proportions; none: as it is",
-            choices=("columns", "band", "none"), default={"default": "columns", "line": "columns", "tutorial": "columns"},
+            choices=("columns", "band", "none"), default={"default": "band", "line": "columns", "tutorial": "columns"},
             saved_as="crop", before="columns"),
     Setting("dropout", "training", "share of activations dropped in training after each residual block and the "
             "BiLSTM", "fraction", default={"default": 0.1, "line": 0.1, "tutorial": 0.2}, saved_as="dropout"),

@@ -139,7 +139,7 @@ def test_training_and_inference_prepare_an_image_alike(trained_model_dir, tmp_pa
     rows.append((str(tmp_path / "loose.png"), rows[0][1]))
     images, _ = data_provider(rows, configs, batch_size=len(rows))[0]
     model = ImageToWordModel(trained_model_dir)
-    assert model.crop == "columns"
+    assert model.crop == "band"  # the defaults
     assert np.array_equal(images, np.float32([model.resize(read_image(path)) for path, _ in rows]))
     assert (images[-1] < 128).mean() > 0.04  # the loose photo's word fills the width, as a scan's does (2% uncropped)
 
