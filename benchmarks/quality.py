@@ -5,6 +5,7 @@
     python -m benchmarks.quality pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S] [--line-pitch UNITS]
     python -m benchmarks.quality lines --model DIR --csv FILE [--decoder greedy|beam] [--lexicon FILE]
     python -m benchmarks.quality real-pages --model DIR --gw-pages DIR [--pages 300-304] [--gw-lines DIR]
+    python -m benchmarks.quality curve --model DIR
     python -m benchmarks.quality find-lines (--gw-pages DIR [--pages 300-304] | --alto-dir DIR [--part measured|develop])
     python -m benchmarks.quality flatten --gw-pages DIR [--pages 300-304] [--seed S] [--paper-margin SHARE]
 
@@ -35,6 +36,10 @@ text): lines found (precision, recall, F1 at IoU >= 0.5 against each true line's
 words), word boxes (the same against each word's ink box), page CER (whitespace normalised) beside the
 same model's CER on the same pages' lines cropped by hand (gw_lines, when given), and pages per second
 of read_page (one pass).
+curve: validation CER against minutes of training, from a model folder's TensorBoard logs (each
+epoch's validation CER, the average over images, and the time it was logged, counted from the start
+of training): what more minutes, or a faster machine, would buy.
+
 find-lines: how well htr.pages.lines.find_text_lines finds the text lines of real scans: recall,
 precision and F1 of the found line boxes against the true ones at IoU >= 0.5 (one-to-one), lines
 found and true, and seconds a page, of the clock and of CPU time (finding only; reading the image
@@ -305,6 +310,23 @@ def bench_real_pages(args):
     print(f"  {len(pages) / seconds:.2f} pages/s")
 
 
+def bench_curve(args):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorflow import make_ndarray
+    starts = sorted(glob.glob(os.path.join(args.model, "logs", "train", "events.out.tfevents.*")))
+    if not starts:
+        raise ModelFileError(f"{args.model} has no logs/train/ of train.py; pass a model folder train.py wrote")
+    began = int(os.path.basename(starts[0]).split(".")[3])  # the file's name holds the time it was opened
+    validation = EventAccumulator(os.path.join(args.model, "logs", "validation"), size_guidance={"tensors": 0})
+    validation.Reload()
+    if "epoch_CER" not in validation.Tags()["tensors"]:
+        raise ModelFileError(f"{args.model}/logs/validation has no epoch_CER yet: no epoch has finished")
+    print(f"{args.model}: validation CER (average over images) after each epoch")
+    print("| epoch | minutes | validation CER |\n| ---: | ---: | ---: |")
+    for event in validation.Tensors("epoch_CER"):
+        print(f"| {event.step + 1} | {(event.wall_time - began) / 60:.1f} | {float(make_ndarray(event.tensor_proto)):.2%} |")
+
+
 def gw_pages(folder, pages):
     """[(image path, true line boxes), ...] of the George Washington pages `pages` in `folder`."""
     found = []
@@ -531,6 +553,9 @@ def main(argv=None):
     lines.add_argument("--lexicon", metavar="FILE", help="one word per line, applied word by word within a line")
     lines.set_defaults(run=bench_lines)
     add_real_page_commands(subcommands)
+    curve = subcommands.add_parser("curve", help="validation CER against minutes of training, from a model folder's logs")
+    curve.add_argument("--model", required=True, help="a model folder train.py wrote")
+    curve.set_defaults(run=bench_curve)
     args = parser.parse_args(argv)
     if getattr(args, "minutes", 1) <= 0:
         parser.error("--minutes must be above 0")

@@ -32,10 +32,12 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 @contextlib.contextmanager
 def running_app(model_dir, tmp_path):
-    """python app.py --model DIR --port 0, until the block ends: yields its URL, read from its first line."""
+    """python app.py --model DIR --port 0 (model_dir None: no --model, run in tmp_path, which has no
+    Models/), until the block ends: yields its URL, read from its first line."""
     log = open(tmp_path / "app.log", "w+")
     env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, os.path.join(REPO, "app.py"), "--model", model_dir, "--port", "0"],
+    model = ["--model", model_dir] if model_dir else []
+    process = subprocess.Popen([sys.executable, os.path.join(REPO, "app.py"), *model, "--port", "0"], cwd=tmp_path,
                                stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     try:
         ready = select.select([process.stdout], [], [], 120)[0]
@@ -229,6 +231,14 @@ def test_requests_at_once_each_get_their_own_answer(random_app_url, demo_dir):
     assert [(status, {k: v for k, v in answer.items() if k not in timed}) for status, answer in at_once] == strip
     assert [status for status, _ in at_once] == [200] * (len(jobs) - 1) + [400]
     assert len({answer["text"] for _, answer in at_once[:-1]}) > 1  # the readings differ, so a mix-up would show
+
+
+def test_with_no_models_folder_the_page_reads_with_the_starting_model(tmp_path, demo_dir):
+    with running_app(None, tmp_path) as url:
+        image = cv2.imread(demo_word_paths(demo_dir)[0])
+        answer = read(url, png(image))
+        assert answer["lines"] and answer["text"] == "\n".join(line["text"] for line in answer["lines"])
+    assert "using the starting model" in (tmp_path / "app.log").read_text()
 
 
 def test_the_command_line_says_what_is_wrong(tmp_path, trained_model_dir, app_url):

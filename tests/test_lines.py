@@ -94,6 +94,12 @@ def test_a_tiny_line_model_trains_on_demo_lines_and_inference_reads_them(demo_li
         read = run_script("inferenceModel.py", "--model", model_dir, *flags)
         assert read.returncode == 0, read.stderr[-2000:]
         assert "Corpus CER:" in read.stdout and "WER:" in read.stdout
+    curve = run_script("benchmarks.quality", "curve", "--model", model_dir)
+    assert curve.returncode == 0, curve.stderr[-2000:]
+    rows = [line.split("|")[1:4] for line in curve.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert [int(epoch) for epoch, _, _ in rows] == list(range(1, len(losses) + 1))
+    assert all(float(minutes) >= 0 for _, minutes, _ in rows)
+
     # Fine-tuning a line model (the starting model is one): a line model again, its vocabulary grown.
     with open(tmp_path / "accents.csv", "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows([("image_path", "label")] + [(path, label.replace("e", "é")) for path, label in line_images(demo_lines)])

@@ -1,0 +1,55 @@
+"""The starting model shipped in assets/starting_model (a line model trained on Testaments de Poilus):
+small enough for the repository, with its licence and training command; what inferenceModel.py and
+app.py read with when there is no Models/; and a model train.py --init-from can start from."""
+import csv
+import json
+import os
+
+import numpy as np
+import onnx
+import pytest
+
+from conftest import run_script
+from htr.recognizer import STARTING_MODEL_DIR, ImageToWordModel, newest_model_dir
+
+
+def test_the_starting_model_is_small_licensed_and_says_how_it_was_trained():
+    files = os.listdir(STARTING_MODEL_DIR)
+    assert {"model.onnx", "model.keras", "configs.yaml", "LICENSE.md", "README.md"} <= set(files)
+    assert sum(os.path.getsize(os.path.join(STARTING_MODEL_DIR, name)) for name in files) <= 20_000_000
+    licence = open(os.path.join(STARTING_MODEL_DIR, "LICENSE.md"), encoding="utf-8").read()
+    assert "CC-BY 4.0" in licence and "10.5281/zenodo.10177106" in licence
+    assert "python train.py --preset line --data-dir" in open(os.path.join(STARTING_MODEL_DIR, "README.md"), encoding="utf-8").read()
+    model = ImageToWordModel(STARTING_MODEL_DIR)
+    assert model.width is None and "é" in model.vocab and " " in model.vocab
+
+
+def test_with_no_models_folder_the_starting_model_reads_and_says_so(tmp_path, capsys):
+    assert newest_model_dir(str(tmp_path / "Models")) == STARTING_MODEL_DIR
+    assert "using the starting model" in capsys.readouterr().err
+    from test_lines_found import as_bgr, scanned_page
+    import cv2
+    grey, truth = scanned_page(np.random.default_rng(1))
+    cv2.imwrite(str(tmp_path / "page.png"), as_bgr(grey))
+    result = run_script("inferenceModel.py", "--page", tmp_path / "page.png", "--output-dir", tmp_path / "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "using the starting model" in result.stderr
+    with open(tmp_path / "out" / "page.json", encoding="utf-8") as f:
+        assert len(json.load(f)["lines"]) == len(truth)
+    scored = run_script("inferenceModel.py", cwd=tmp_path)
+    assert scored.returncode != 0 and "has no val.csv to score" in scored.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_train_can_start_from_the_starting_model_and_its_vocabulary_grows(tmp_path):
+    from htr.data.demo import generate_demo_lines
+    lines = generate_demo_lines(str(tmp_path / "lines"), num_lines=40, seed=5)
+    with open(os.path.join(lines, "labels.csv"), encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    with open(tmp_path / "new.csv", "w", newline="", encoding="utf-8") as f:  # a character the model never saw
+        csv.writer(f).writerows([("image_path", "label")] + [(os.path.join(lines, row["image_path"]), row["label"] + " ⁂") for row in rows])
+    result = run_script("train.py", "--init-from", STARTING_MODEL_DIR, "--train-csv", tmp_path / "new.csv", "--epochs", 1,
+                        "--model-dir", tmp_path / "tuned")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    metadata = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / "tuned" / "model.onnx")).metadata_props}
+    assert metadata["width"] is None and metadata["vocab"] == ImageToWordModel(STARTING_MODEL_DIR).vocab + "⁂"
