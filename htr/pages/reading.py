@@ -19,7 +19,7 @@ WHOLE_WORD_CONFIDENCE = 0.5  # and keeps that reading if at least this sure of i
 # above and below: as gw_lines' lines were cut, around their words' polygons (medians on pages 270-279).
 LINE_MARGIN, MARGIN_ABOVE, MARGIN_BELOW = 8, 0.15, 0.11
 MARGIN_ENDS = 1.2
-LINE_SHAPE = 3  # an image at least this many times as wide as high may be one line, cut by hand
+LINE_SHAPE = 1.5  # an image at least this many times as wide as high may be one line, cut by hand
 FAINT_INK = 0.2  # faint_ink: a fifth as dark as the darkest ink
 
 
