@@ -28,6 +28,7 @@ TALLEST_LETTER = 6  # a mark taller than this many of the page's median letter h
 RIDGE_LEVEL = 0.25  # a line's ridge is at least this share of the page's densest blurred ink (faint lines too)
 TRACK_STEP = 0.2  # a line's track moves at most this many line pitches up or down from one column to the next
 NARROWEST = 2  # a line is at least this many times as wide as the page's lines are tall: less is a stamp, a number, a mark
+SHORTEST_LINE = 1.5  # a line narrower than NARROWEST is no taller than this many line heights
 FLATTEST = 0.5  # a line of writing is at least this many pitches tall (with its ascenders and descenders)
 REACH = (0.7, 0.6)  # a line's ink reaches at most this many pitches above and below its track
 LINE_GAP = 6  # pieces of a line at the same height at most this many line pitches apart are one line
@@ -76,10 +77,33 @@ def find_text_lines(image):
             _, _, width, height = found["box"]
             if height >= FLATTEST * pitch * scale_xy[1] and width >= 0.6 * height:  # not a rule's remains, a page's edge
                 lines.append(found)
+    return lines_of_writing(lines)
+
+
+def lines_of_writing(lines):
+    """The finds that are lines of writing: as wide as NARROWEST line heights (less is a stamp, a
+    number, a mark), or a short line of its own (one word, "Sir"): at least a line height wide, no
+    taller than SHORTEST_LINE heights, alone on its rows and within the text's columns."""
     if not lines:
         return []
     line_height = np.median([line["box"][3] for line in lines])
-    return [line for line in lines if line["box"][2] >= NARROWEST * line_height]
+    wide = [line for line in lines if line["box"][2] >= NARROWEST * line_height]
+    if not wide:
+        return []
+    text_left = min(line["box"][0] for line in wide)
+    text_right = max(line["box"][0] + line["box"][2] for line in wide)
+
+    def own_line(line):
+        x, y, w, h = line["box"]
+        if w >= NARROWEST * line_height:
+            return True
+        if w < line_height or h > SHORTEST_LINE * line_height or x < text_left or x + w > text_right:
+            return False
+        if y < min(other["box"][1] for other in wide):  # above the text: a letterhead's number, a stamp
+            return False
+        beside = [other for other in wide if min(y + h, other["box"][1] + other["box"][3]) - max(y, other["box"][1]) > 0.5 * h]
+        return not beside
+    return [line for line in lines if own_line(line)]
 
 
 def writing_ink(gray):
