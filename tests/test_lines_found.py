@@ -106,3 +106,20 @@ def test_george_washington_page_300():
     hits = matched_boxes(boxes, truth)
     assert 2 * hits / (len(boxes) + len(truth)) >= 0.95, (len(boxes), len(truth), hits)
     assert box_iou(boxes[0], truth[0]) >= 0.5  # the header with the page number comes first
+
+
+def test_a_one_word_line_of_its_own_is_found():
+    """A closing word ("Kindly") alone on its rows between lines of writing is a line, though narrower
+    than two line heights (a stamp or a number beside the text is not)."""
+    rng = np.random.default_rng(3)
+    style = {**random_writer_style(rng, []), "x_height": 16.0, "cursive": True, "slant": 0.2, "thickness": 0.14}
+    page, truth, y = paper(rng, 1300, 1000, edge=False), [], 80
+    for words in [["letter", "sent", "to", "the", "governor", "of", "the", "colony", "this", "week"]] * 3 + [["Kindly"]] \
+            + [["you", "are", "to", "take", "up", "for", "that", "purpose", "forty", "coats"]] * 3:
+        ink = ink_layer(words, style, rng)[:, :1000]
+        page[y:y + ink.shape[0], 150:150 + ink.shape[1]] *= 1 - 0.85 * ink
+        truth.append([150, y, ink.shape[1], ink.shape[0]])
+        y += ink.shape[0] + 30
+    assert truth[3][2] < 2 * np.median([box[3] for box in truth])  # narrower than two line heights
+    boxes = [line["box"] for line in find_text_lines(as_bgr(page))]
+    assert matched_boxes(boxes, truth) == len(truth) == len(boxes), (boxes, truth)
