@@ -29,6 +29,7 @@ RIDGE_LEVEL = 0.25  # a line's ridge is at least this share of the page's denses
 TRACK_STEP = 0.2  # a line's track moves at most this many line pitches up or down from one column to the next
 NARROWEST = 2  # a line is at least this many times as wide as the page's lines are tall: less is a stamp, a number, a mark
 SHORTEST_LINE = 1.5  # a line narrower than NARROWEST is no taller than this many line heights
+STROKE_BAND = 0.15  # a line's ink within this many pitches of its track (90% of it) is one stroke: an underline
 FLATTEST = 0.5  # a line of writing is at least this many pitches tall (with its ascenders and descenders)
 REACH = (0.7, 0.6)  # a line's ink reaches at most this many pitches above and below its track
 LINE_GAP = 6  # pieces of a line at the same height at most this many line pitches apart are one line
@@ -72,7 +73,10 @@ def find_text_lines(image):
     lines = []
     for line in np.argsort([np.median(track[:, 1]) for track in tracks]):
         mine = line_of_pixel == line
-        if mine.sum() >= pitch * pen:  # less is not a letter's ink: noise a track went through
+        if mine.sum() < pitch * pen:  # less is not a letter's ink: noise a track went through
+            continue
+        offsets = yr[mine] - np.interp(xr[mine], tracks[line][:, 0], tracks[line][:, 1])
+        if np.ptp(np.percentile(offsets, [5, 95])) >= STROKE_BAND * pitch:  # less is one stroke: an underline
             found = describe_line(xs[mine], ys[mine], xr[mine], yr[mine], tracks[line], pitch, back, scale_xy)
             _, _, width, height = found["box"]
             if height >= FLATTEST * pitch * scale_xy[1] and width >= 0.6 * height:  # not a rule's remains, a page's edge
