@@ -28,7 +28,7 @@ TALLEST_LETTER = 6  # a mark taller than this many of the page's median letter h
 RIDGE_LEVEL = 0.25  # a line's ridge is at least this share of the page's densest blurred ink (faint lines too)
 TRACK_STEP = 0.2  # a line's track moves at most this many line pitches up or down from one column to the next
 NARROWEST = 2  # a line is at least this many times as wide as the page's lines are tall: less is a stamp, a number, a mark
-SHORTEST_LINE = 1.5  # a line narrower than NARROWEST is no taller than this many line heights
+SHORT_LINE_HEIGHT = (0.75, 1.5)  # a line narrower than NARROWEST is this many of the page's line heights tall
 STROKE_BAND = 0.15  # a line's ink within this many pitches of its track (90% of it) is one stroke: an underline
 FLATTEST = 0.5  # a line of writing is at least this many pitches tall (with its ascenders and descenders)
 REACH = (0.7, 0.6)  # a line's ink reaches at most this many pitches above and below its track
@@ -86,8 +86,9 @@ def find_text_lines(image):
 
 def lines_of_writing(lines):
     """The finds that are lines of writing: as wide as NARROWEST line heights (less is a stamp, a
-    number, a mark), or a short line of its own (one word, "Sir"): at least a line height wide, no
-    taller than SHORTEST_LINE heights, alone on its rows and within the text's columns."""
+    number, a mark), or a short line of its own (one word, "Sir"): at least a line height wide, about
+    as tall as the page's lines (SHORT_LINE_HEIGHT: a flatter find is a number's or a mark's remains),
+    alone on its rows, within the text's columns and not above the text."""
     if not lines:
         return []
     line_height = np.median([line["box"][3] for line in lines])
@@ -101,7 +102,10 @@ def lines_of_writing(lines):
         x, y, w, h = line["box"]
         if w >= NARROWEST * line_height:
             return True
-        if w < line_height or h > SHORTEST_LINE * line_height or x < text_left or x + w > text_right:
+        low, high = SHORT_LINE_HEIGHT
+        if w < line_height or not low * line_height <= h <= high * line_height:
+            return False
+        if x < text_left or x + w > text_right:
             return False
         if y < min(other["box"][1] for other in wide):  # above the text: a letterhead's number, a stamp
             return False
