@@ -140,3 +140,22 @@ def test_an_underline_between_lines_is_no_line():
     truth = george_washington_lines(271)
     boxes = [line["box"] for line in find_text_lines(cv2.imread(os.path.join(GW_PAGES, "images", "271.jpg")))]
     assert matched_boxes(boxes, truth) == len(truth) == len(boxes), (len(boxes), len(truth))
+
+
+def test_a_line_begun_in_a_fainter_ink_is_found_whole():
+    """A line whose first words are in a lighter ink than the rest (the pen running dry, a second
+    ink) is found from its first word: its faint ink is still ink."""
+    rng = np.random.default_rng(4)
+    style = {**random_writer_style(rng, []), "x_height": 16.0, "cursive": True, "slant": 0.2, "thickness": 0.14}
+    page, truth, y = paper(rng, 1300, 1000, edge=False), [], 80
+    for number in range(7):
+        ink = ink_layer(list(rng.choice(["what", "they", "receive", "will", "also", "forty", "thirty"], 9)), style, rng)[:, :1000]
+        strength = np.full(ink.shape[1], 0.85, np.float32)
+        if number == 3:
+            strength[:ink.shape[1] // 2] = 0.3
+        page[y:y + ink.shape[0], 150:150 + ink.shape[1]] *= 1 - strength * ink
+        truth.append([150, y, ink.shape[1], ink.shape[0]])
+        y += ink.shape[0] + 40
+    boxes = [line["box"] for line in find_text_lines(as_bgr(page))]
+    assert matched_boxes(boxes, truth) == len(truth) == len(boxes), (boxes, truth)
+    assert min(abs(box[0] - 150) for box in boxes) <= 4 and max(abs(box[0] - 150) for box in boxes) <= 10

@@ -7,8 +7,9 @@ Lines come top to bottom, in pixels of the input image. The page is worked on at
 WORKING_SIZE pixels on its long side (a letter of a scanned page is still 8 or more pixels tall
 there) and the lines are mapped back.
 
-1. Ink: the page is flattened against its paper and binarised (htr.pages.segmentation's flatten,
-   binarize: toned paper, uneven light); the rules of ruled paper and forms, straight and long, go.
+1. Ink: the page is flattened against its paper (htr.pages.segmentation's flatten: toned paper,
+   uneven light) and binarised below Otsu's threshold (FAINT_INK: a lighter ink's words, the thin
+   ends of strokes, are still ink); the rules of ruled paper and forms, straight and long, go.
 2. What is not writing goes: specks, and marks far taller than the page's letters or touching the
    page's edge and large (the dark border around a scanned page, the book's edge, a stamp's frame).
 3. Skew and lines, as segmentation.find_words finds them: the deskewed ink blurred much wider than
@@ -20,10 +21,11 @@ there) and the lines are mapped back.
 import cv2
 import numpy as np
 
-from htr.pages.segmentation import (MIN_INK_CONTRAST, binarize, estimate_skew, flatten, give_loose_pieces,
+from htr.pages.segmentation import (MIN_INK_CONTRAST, estimate_skew, flatten, give_loose_pieces,
                                     rotation_onto_canvas, split_along_ink, stroke_width)
 
 WORKING_SIZE = 1000  # pixels on the long side the lines are found at (smaller pages are not enlarged)
+FAINT_INK = 0.65  # ink is darker than this share of Otsu's threshold between paper and ink (faint strokes too)
 TALLEST_LETTER = 6  # a mark taller than this many of the page's median letter heights is not writing
 RIDGE_LEVEL = 0.25  # a line's ridge is at least this share of the page's densest blurred ink (faint lines too)
 TRACK_STEP = 0.2  # a line's track moves at most this many line pitches up or down from one column to the next
@@ -119,13 +121,14 @@ def writing_ink(gray):
     there is no ink. Marks touching the page's edge and large (the dark border around a scan, a
     book's edge) go first, as they would spoil the pen width and the skew; then the rules."""
     darkness = flatten(gray)
-    all_ink = binarize(darkness)
+    level = np.round(cv2.medianBlur(darkness, 3) * 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(level, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    all_ink = level > max(FAINT_INK * otsu, MIN_INK_CONTRAST * 255)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(all_ink.astype(np.uint8), connectivity=8)
     border = page_border(stats, gray.shape)
     if border.any():  # Otsu's threshold again, on the page alone: a black border makes it miss grey ink
-        level = np.round(cv2.medianBlur(darkness, 3) * 255).astype(np.uint8)
         otsu, _ = cv2.threshold(level[~border[labels]].reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        all_ink = border[labels] | (level > max(otsu, MIN_INK_CONTRAST * 255))
+        all_ink = border[labels] | (level > max(FAINT_INK * otsu, MIN_INK_CONTRAST * 255))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(all_ink.astype(np.uint8), connectivity=8)
     if count <= 1:
         return None, None, None
