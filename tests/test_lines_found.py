@@ -159,3 +159,23 @@ def test_a_line_begun_in_a_fainter_ink_is_found_whole():
     boxes = [line["box"] for line in find_text_lines(as_bgr(page))]
     assert matched_boxes(boxes, truth) == len(truth) == len(boxes), (boxes, truth)
     assert min(abs(box[0] - 150) for box in boxes) <= 4 and max(abs(box[0] - 150) for box in boxes) <= 10
+
+
+def test_a_word_touching_a_column_rule_stays_in_its_line():
+    """The last word of a line squeezed against the column's rule (a vertical line down the page)
+    touches it: the rule goes, the word stays in its line's box."""
+    rng = np.random.default_rng(6)
+    style = {**random_writer_style(rng, []), "x_height": 16.0, "cursive": True, "slant": 0.2, "thickness": 0.14}
+    page, truth, y = paper(rng, 1300, 1000, edge=False), [], 80
+    for number in range(7):
+        ink = ink_layer(list(rng.choice(["what", "they", "receive", "will", "also", "forty", "thirty"], 9)), style, rng)[:, :1000]
+        page[y:y + ink.shape[0], 150:150 + ink.shape[1]] *= 1 - 0.85 * ink
+        truth.append([150, y, ink.shape[1], ink.shape[0]])
+        y += ink.shape[0] + 40
+    rule = 150 + truth[3][2]
+    assert (page[truth[3][1]:truth[3][1] + truth[3][3], rule - 1] < 150).any()  # the fourth line's last stroke touches it
+    page[40:960, rule:rule + 4] = 30
+    boxes = [line["box"] for line in find_text_lines(as_bgr(page))]
+    assert matched_boxes(boxes, truth) == len(truth) == len(boxes), (boxes, truth)
+    fourth = max(boxes, key=lambda box: box_iou(box, truth[3]))
+    assert fourth[0] + fourth[2] >= rule - 8, (fourth, rule)

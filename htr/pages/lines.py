@@ -11,7 +11,8 @@ there) and the lines are mapped back.
    uneven light) and binarised below Otsu's threshold (FAINT_INK: a lighter ink's words, the thin
    ends of strokes, are still ink); the rules of ruled paper and forms, straight and long, go.
 2. What is not writing goes: specks, and marks far taller than the page's letters or touching the
-   page's edge and large (the dark border around a scanned page, the book's edge, a stamp's frame).
+   page's edge and large (the dark border around a scanned page, the book's edge, a stamp's frame),
+   but of a border or a column's rule only its straight parts: writing touching it stays.
 3. Skew and lines, as segmentation.find_words finds them: the deskewed ink blurred much wider than
    tall, each line's core is its density ridge; every ink component goes to the line whose core it
    is in, one in two cores is split where the strokes meet.
@@ -132,13 +133,16 @@ def writing_ink(gray):
         count, labels, stats, _ = cv2.connectedComponentsWithStats(all_ink.astype(np.uint8), connectivity=8)
     if count <= 1:
         return None, None, None
-    x, y, w, h, area = (stats[:, index] for index in range(5))
     size = max(gray.shape) / 40  # about a line of writing at the working size
     border = page_border(stats, gray.shape)
-    border |= (h > 2.5 * size) & (h > 4 * w)  # a page's or a column's edge, a vertical rule
-    border |= (w > 10 * size) & (w > 8 * h)  # a rule too wavy to be straight
+    border |= (stats[:, cv2.CC_STAT_HEIGHT] > 2.5 * size) & (stats[:, cv2.CC_STAT_HEIGHT] > 4 * stats[:, cv2.CC_STAT_WIDTH])
+    border[0] = False  # a page's or a column's edge, a vertical rule
+    all_ink, edge_marks = writing_off_the_edge(all_ink, border[labels], size)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(all_ink.astype(np.uint8), connectivity=8)
+    x, y, w, h, area = (stats[:, index] for index in range(5))
+    border = (w > 10 * size) & (w > 8 * h)  # a rule too wavy to be straight
     border[0] = False
-    edge = cv2.dilate(border[labels].astype(np.uint8), np.ones((round(size / 3) | 1,) * 2, np.uint8)) > 0
+    edge = cv2.dilate((border[labels] | edge_marks).astype(np.uint8), np.ones((round(size / 3) | 1,) * 2, np.uint8)) > 0
     beside = np.bincount(labels[edge], minlength=count) > 0.5 * area  # crumbs of an edge, beside it
     border |= beside
     border[0] = True
@@ -150,6 +154,24 @@ def writing_ink(gray):
     angle = estimate_skew(xs[::4].astype(np.float64), ys[::4].astype(np.float64), max(1.0, pen / 2))
     ink &= ~straight_rules(all_ink, pen, angle)
     return ink, stroke_width(ink), angle  # the pen again: a frame's or a rule's thick strokes are gone
+
+
+def writing_off_the_edge(ink, marks, size):
+    """The ink and the marks in it that are the page's border, its edges and column rules (`marks`,
+    bool), apart: only their straight parts, EDGE_MARK letters long down or across, and what is left
+    of them taller than a line (a border's ragged edge) are the border; writing that touches it (the
+    last word of a line squeezed against a column's rule) stays ink. Returns (ink without the
+    border, the border)."""
+    marks = marks.astype(np.uint8)
+    length = max(3, round(EDGE_MARK * size))
+    straight = cv2.morphologyEx(marks, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
+    straight |= cv2.morphologyEx(marks, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    straight = (cv2.dilate(straight, np.ones((3, 3), np.uint8)) > 0) & (marks > 0)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(((marks > 0) & ~straight).astype(np.uint8), connectivity=8)
+    edge = stats[:, cv2.CC_STAT_HEIGHT] > size  # taller than a line: the edge's own ragged parts
+    edge[0] = False
+    straight |= edge[labels]
+    return ink & ~straight, straight
 
 
 def page_border(stats, shape):
