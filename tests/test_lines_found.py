@@ -92,9 +92,9 @@ def test_bare_paper_has_no_lines(edge):
     assert find_text_lines(as_bgr(paper(np.random.default_rng(0), 1300, 1000, edge))) == []
 
 
-@pytest.mark.skipif(not os.path.isdir(GW_PAGES), reason="the research data (gw_pages) is not here")
-def test_george_washington_page_300():
-    with open(os.path.join(GW_PAGES, "300.json"), encoding="utf-8") as f:
+def george_washington_lines(page):
+    """The true line boxes of a gw_pages page: its words' boxes joined by line."""
+    with open(os.path.join(GW_PAGES, f"{page}.json"), encoding="utf-8") as f:
         words = json.load(f)["words"]
     truth = []
     for number in sorted({word["line"] for word in words}):
@@ -102,7 +102,80 @@ def test_george_washington_page_300():
         left, top = boxes[:, :2].min(axis=0)
         right, bottom = (boxes[:, :2] + boxes[:, 2:]).max(axis=0)
         truth.append([left, top, right - left, bottom - top])
+    return truth
+
+
+@pytest.mark.skipif(not os.path.isdir(GW_PAGES), reason="the research data (gw_pages) is not here")
+def test_george_washington_page_300():
+    truth = george_washington_lines(300)
     boxes = [line["box"] for line in find_text_lines(cv2.imread(os.path.join(GW_PAGES, "images", "300.jpg")))]
     hits = matched_boxes(boxes, truth)
     assert 2 * hits / (len(boxes) + len(truth)) >= 0.95, (len(boxes), len(truth), hits)
     assert box_iou(boxes[0], truth[0]) >= 0.5  # the header with the page number comes first
+
+
+def test_a_one_word_line_of_its_own_is_found():
+    """A closing word ("Kindly") alone on its rows between lines of writing is a line, though narrower
+    than two line heights (a stamp or a number beside the text is not)."""
+    rng = np.random.default_rng(3)
+    style = {**random_writer_style(rng, []), "x_height": 16.0, "cursive": True, "slant": 0.2, "thickness": 0.14}
+    page, truth, y = paper(rng, 1300, 1000, edge=False), [], 80
+    for words in [["letter", "sent", "to", "the", "governor", "of", "the", "colony", "this", "week"]] * 3 + [["Kindly"]] \
+            + [["you", "are", "to", "take", "up", "for", "that", "purpose", "forty", "coats"]] * 3:
+        ink = ink_layer(words, style, rng)[:, :1000]
+        page[y:y + ink.shape[0], 150:150 + ink.shape[1]] *= 1 - 0.85 * ink
+        truth.append([150, y, ink.shape[1], ink.shape[0]])
+        y += ink.shape[0] + 30
+    assert truth[3][2] < 2 * np.median([box[3] for box in truth])  # narrower than two line heights
+    boxes = [line["box"] for line in find_text_lines(as_bgr(page))]
+    assert matched_boxes(boxes, truth) == len(truth) == len(boxes), (boxes, truth)
+
+
+
+@pytest.mark.skipif(not os.path.isdir(GW_PAGES), reason="the research data (gw_pages) is not here")
+def test_an_underline_between_lines_is_no_line():
+    """George Washington page 271 has a long underline between two lines: a ridge of its own, and
+    a few pixels of the strokes it touches make its box as tall as a line's, but its ink is one
+    stroke: every line found there is a true line, and every true line is found."""
+    truth = george_washington_lines(271)
+    boxes = [line["box"] for line in find_text_lines(cv2.imread(os.path.join(GW_PAGES, "images", "271.jpg")))]
+    assert matched_boxes(boxes, truth) == len(truth) == len(boxes), (len(boxes), len(truth))
+
+
+def test_a_line_begun_in_a_fainter_ink_is_found_whole():
+    """A line whose first words are in a lighter ink than the rest (the pen running dry, a second
+    ink) is found from its first word: its faint ink is still ink."""
+    rng = np.random.default_rng(4)
+    style = {**random_writer_style(rng, []), "x_height": 16.0, "cursive": True, "slant": 0.2, "thickness": 0.14}
+    page, truth, y = paper(rng, 1300, 1000, edge=False), [], 80
+    for number in range(7):
+        ink = ink_layer(list(rng.choice(["what", "they", "receive", "will", "also", "forty", "thirty"], 9)), style, rng)[:, :1000]
+        strength = np.full(ink.shape[1], 0.85, np.float32)
+        if number == 3:
+            strength[:ink.shape[1] // 2] = 0.3
+        page[y:y + ink.shape[0], 150:150 + ink.shape[1]] *= 1 - strength * ink
+        truth.append([150, y, ink.shape[1], ink.shape[0]])
+        y += ink.shape[0] + 40
+    boxes = [line["box"] for line in find_text_lines(as_bgr(page))]
+    assert matched_boxes(boxes, truth) == len(truth) == len(boxes), (boxes, truth)
+    assert min(abs(box[0] - 150) for box in boxes) <= 4 and max(abs(box[0] - 150) for box in boxes) <= 10
+
+
+def test_a_word_touching_a_column_rule_stays_in_its_line():
+    """The last word of a line squeezed against the column's rule (a vertical line down the page)
+    touches it: the rule goes, the word stays in its line's box."""
+    rng = np.random.default_rng(6)
+    style = {**random_writer_style(rng, []), "x_height": 16.0, "cursive": True, "slant": 0.2, "thickness": 0.14}
+    page, truth, y = paper(rng, 1300, 1000, edge=False), [], 80
+    for number in range(7):
+        ink = ink_layer(list(rng.choice(["what", "they", "receive", "will", "also", "forty", "thirty"], 9)), style, rng)[:, :1000]
+        page[y:y + ink.shape[0], 150:150 + ink.shape[1]] *= 1 - 0.85 * ink
+        truth.append([150, y, ink.shape[1], ink.shape[0]])
+        y += ink.shape[0] + 40
+    rule = 150 + truth[3][2]
+    assert (page[truth[3][1]:truth[3][1] + truth[3][3], rule - 1] < 150).any()  # the fourth line's last stroke touches it
+    page[40:960, rule:rule + 4] = 30
+    boxes = [line["box"] for line in find_text_lines(as_bgr(page))]
+    assert matched_boxes(boxes, truth) == len(truth) == len(boxes), (boxes, truth)
+    fourth = max(boxes, key=lambda box: box_iou(box, truth[3]))
+    assert fourth[0] + fourth[2] >= rule - 8, (fourth, rule)

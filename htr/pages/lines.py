@@ -7,10 +7,12 @@ Lines come top to bottom, in pixels of the input image. The page is worked on at
 WORKING_SIZE pixels on its long side (a letter of a scanned page is still 8 or more pixels tall
 there) and the lines are mapped back.
 
-1. Ink: the page is flattened against its paper and binarised (htr.pages.segmentation's flatten,
-   binarize: toned paper, uneven light); the rules of ruled paper and forms, straight and long, go.
+1. Ink: the page is flattened against its paper (htr.pages.segmentation's flatten: toned paper,
+   uneven light) and binarised below Otsu's threshold (FAINT_INK: a lighter ink's words, the thin
+   ends of strokes, are still ink); the rules of ruled paper and forms, straight and long, go.
 2. What is not writing goes: specks, and marks far taller than the page's letters or touching the
-   page's edge and large (the dark border around a scanned page, the book's edge, a stamp's frame).
+   page's edge and large (the dark border around a scanned page, the book's edge, a stamp's frame),
+   but of a border or a column's rule only its straight parts: writing touching it stays.
 3. Skew and lines, as segmentation.find_words finds them: the deskewed ink blurred much wider than
    tall, each line's core is its density ridge; every ink component goes to the line whose core it
    is in, one in two cores is split where the strokes meet.
@@ -20,14 +22,17 @@ there) and the lines are mapped back.
 import cv2
 import numpy as np
 
-from htr.pages.segmentation import (MIN_INK_CONTRAST, binarize, estimate_skew, flatten, give_loose_pieces,
+from htr.pages.segmentation import (MIN_INK_CONTRAST, estimate_skew, flatten, give_loose_pieces,
                                     rotation_onto_canvas, split_along_ink, stroke_width)
 
 WORKING_SIZE = 1000  # pixels on the long side the lines are found at (smaller pages are not enlarged)
+FAINT_INK = 0.65  # ink is darker than this share of Otsu's threshold between paper and ink (faint strokes too)
 TALLEST_LETTER = 6  # a mark taller than this many of the page's median letter heights is not writing
 RIDGE_LEVEL = 0.25  # a line's ridge is at least this share of the page's densest blurred ink (faint lines too)
 TRACK_STEP = 0.2  # a line's track moves at most this many line pitches up or down from one column to the next
 NARROWEST = 2  # a line is at least this many times as wide as the page's lines are tall: less is a stamp, a number, a mark
+SHORT_LINE_HEIGHT = (0.75, 1.5)  # a line narrower than NARROWEST is this many of the page's line heights tall
+STROKE_BAND = 0.15  # a line's ink within this many pitches of its track (90% of it) is one stroke: an underline
 FLATTEST = 0.5  # a line of writing is at least this many pitches tall (with its ascenders and descenders)
 REACH = (0.7, 0.6)  # a line's ink reaches at most this many pitches above and below its track
 LINE_GAP = 6  # pieces of a line at the same height at most this many line pitches apart are one line
@@ -71,15 +76,45 @@ def find_text_lines(image):
     lines = []
     for line in np.argsort([np.median(track[:, 1]) for track in tracks]):
         mine = line_of_pixel == line
-        if mine.sum() >= pitch * pen:  # less is not a letter's ink: noise a track went through
+        if mine.sum() < pitch * pen:  # less is not a letter's ink: noise a track went through
+            continue
+        offsets = yr[mine] - np.interp(xr[mine], tracks[line][:, 0], tracks[line][:, 1])
+        if np.ptp(np.percentile(offsets, [5, 95])) >= STROKE_BAND * pitch:  # less is one stroke: an underline
             found = describe_line(xs[mine], ys[mine], xr[mine], yr[mine], tracks[line], pitch, back, scale_xy)
             _, _, width, height = found["box"]
             if height >= FLATTEST * pitch * scale_xy[1] and width >= 0.6 * height:  # not a rule's remains, a page's edge
                 lines.append(found)
+    return lines_of_writing(lines)
+
+
+def lines_of_writing(lines):
+    """The finds that are lines of writing: as wide as NARROWEST line heights (less is a stamp, a
+    number, a mark), or a short line of its own (one word, "Sir"): at least a line height wide, about
+    as tall as the page's lines (SHORT_LINE_HEIGHT: a flatter find is a number's or a mark's remains),
+    alone on its rows, within the text's columns and not above the text."""
     if not lines:
         return []
     line_height = np.median([line["box"][3] for line in lines])
-    return [line for line in lines if line["box"][2] >= NARROWEST * line_height]
+    wide = [line for line in lines if line["box"][2] >= NARROWEST * line_height]
+    if not wide:
+        return []
+    text_left = min(line["box"][0] for line in wide)
+    text_right = max(line["box"][0] + line["box"][2] for line in wide)
+
+    def own_line(line):
+        x, y, w, h = line["box"]
+        if w >= NARROWEST * line_height:
+            return True
+        low, high = SHORT_LINE_HEIGHT
+        if w < line_height or not low * line_height <= h <= high * line_height:
+            return False
+        if x < text_left or x + w > text_right:
+            return False
+        if y < min(other["box"][1] for other in wide):  # above the text: a letterhead's number, a stamp
+            return False
+        beside = [other for other in wide if min(y + h, other["box"][1] + other["box"][3]) - max(y, other["box"][1]) > 0.5 * h]
+        return not beside
+    return [line for line in lines if own_line(line)]
 
 
 def writing_ink(gray):
@@ -87,23 +122,27 @@ def writing_ink(gray):
     there is no ink. Marks touching the page's edge and large (the dark border around a scan, a
     book's edge) go first, as they would spoil the pen width and the skew; then the rules."""
     darkness = flatten(gray)
-    all_ink = binarize(darkness)
+    level = np.round(cv2.medianBlur(darkness, 3) * 255).astype(np.uint8)
+    otsu, _ = cv2.threshold(level, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    all_ink = level > max(FAINT_INK * otsu, MIN_INK_CONTRAST * 255)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(all_ink.astype(np.uint8), connectivity=8)
     border = page_border(stats, gray.shape)
     if border.any():  # Otsu's threshold again, on the page alone: a black border makes it miss grey ink
-        level = np.round(cv2.medianBlur(darkness, 3) * 255).astype(np.uint8)
         otsu, _ = cv2.threshold(level[~border[labels]].reshape(1, -1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        all_ink = border[labels] | (level > max(otsu, MIN_INK_CONTRAST * 255))
+        all_ink = border[labels] | (level > max(FAINT_INK * otsu, MIN_INK_CONTRAST * 255))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(all_ink.astype(np.uint8), connectivity=8)
     if count <= 1:
         return None, None, None
-    x, y, w, h, area = (stats[:, index] for index in range(5))
     size = max(gray.shape) / 40  # about a line of writing at the working size
     border = page_border(stats, gray.shape)
-    border |= (h > 2.5 * size) & (h > 4 * w)  # a page's or a column's edge, a vertical rule
-    border |= (w > 10 * size) & (w > 8 * h)  # a rule too wavy to be straight
+    border |= (stats[:, cv2.CC_STAT_HEIGHT] > 2.5 * size) & (stats[:, cv2.CC_STAT_HEIGHT] > 4 * stats[:, cv2.CC_STAT_WIDTH])
+    border[0] = False  # a page's or a column's edge, a vertical rule
+    all_ink, edge_marks = writing_off_the_edge(all_ink, border[labels], size)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(all_ink.astype(np.uint8), connectivity=8)
+    x, y, w, h, area = (stats[:, index] for index in range(5))
+    border = (w > 10 * size) & (w > 8 * h)  # a rule too wavy to be straight
     border[0] = False
-    edge = cv2.dilate(border[labels].astype(np.uint8), np.ones((round(size / 3) | 1,) * 2, np.uint8)) > 0
+    edge = cv2.dilate((border[labels] | edge_marks).astype(np.uint8), np.ones((round(size / 3) | 1,) * 2, np.uint8)) > 0
     beside = np.bincount(labels[edge], minlength=count) > 0.5 * area  # crumbs of an edge, beside it
     border |= beside
     border[0] = True
@@ -115,6 +154,24 @@ def writing_ink(gray):
     angle = estimate_skew(xs[::4].astype(np.float64), ys[::4].astype(np.float64), max(1.0, pen / 2))
     ink &= ~straight_rules(all_ink, pen, angle)
     return ink, stroke_width(ink), angle  # the pen again: a frame's or a rule's thick strokes are gone
+
+
+def writing_off_the_edge(ink, marks, size):
+    """The ink and the marks in it that are the page's border, its edges and column rules (`marks`,
+    bool), apart: only their straight parts, EDGE_MARK letters long down or across, and what is left
+    of them taller than a line (a border's ragged edge) are the border; writing that touches it (the
+    last word of a line squeezed against a column's rule) stays ink. Returns (ink without the
+    border, the border)."""
+    marks = marks.astype(np.uint8)
+    length = max(3, round(EDGE_MARK * size))
+    straight = cv2.morphologyEx(marks, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8))
+    straight |= cv2.morphologyEx(marks, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    straight = (cv2.dilate(straight, np.ones((3, 3), np.uint8)) > 0) & (marks > 0)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(((marks > 0) & ~straight).astype(np.uint8), connectivity=8)
+    edge = stats[:, cv2.CC_STAT_HEIGHT] > size  # taller than a line: the edge's own ragged parts
+    edge[0] = False
+    straight |= edge[labels]
+    return ink & ~straight, straight
 
 
 def page_border(stats, shape):

@@ -19,6 +19,7 @@ WHOLE_WORD_CONFIDENCE = 0.5  # and keeps that reading if at least this sure of i
 # above and below: as gw_lines' lines were cut, around their words' polygons (medians on pages 270-279).
 LINE_MARGIN, MARGIN_ABOVE, MARGIN_BELOW = 8, 0.15, 0.11
 MARGIN_ENDS = 1.2
+FLATTEST_CUT = 1.0  # a line is cut at least this many times its page's median line height tall
 LINE_SHAPE = 1.5  # an image at least this many times as wide as high may be one line, cut by hand
 FAINT_INK = 0.2  # faint_ink: a fifth as dark as the darkest ink
 
@@ -66,9 +67,7 @@ def read_lines_of_page(model, image):
     surer reading (per character) kept."""
     found = find_text_lines(image)
     height, width = image.shape[:2]
-    cuts = [(max(0, round(x - LINE_MARGIN - MARGIN_ENDS * h)), max(0, round(y - LINE_MARGIN - MARGIN_ABOVE * h)),
-             min(width, round(x + w + LINE_MARGIN + MARGIN_ENDS * h)), min(height, round(y + h + LINE_MARGIN + MARGIN_BELOW * h)))
-            for x, y, w, h in (line["box"] for line in found)]
+    cuts = [line_cut(line["box"], found, width, height) for line in found]
     if width >= LINE_SHAPE * height and len(found) <= 1:  # one line, cut by hand: read it whole
         found, cuts = [[{"box": [0, 0, width, height]}]], [[(0, 0, width, height)]]
     elif width >= LINE_SHAPE * height:  # perhaps one line, cut by hand: read it whole too
@@ -83,6 +82,17 @@ def read_lines_of_page(model, image):
     if len(results) == 2 and len(results[0]["lines"]) < 2:
         return results[1]  # one line found in a line's shape: the image is that line
     return max(results, key=sureness)
+
+
+def line_cut(box, found, width, height):
+    """The rectangle (left, top, right, bottom) a found line is read from: its box widened by the
+    margins, and at least FLATTEST_CUT times the page's median line height tall around its middle (a
+    line whose ascenders and descenders went to its neighbours is still read whole)."""
+    x, y, w, h = box
+    median = np.median([line["box"][3] for line in found])
+    grow = max(0.0, FLATTEST_CUT * median - h) / 2
+    return (max(0, round(x - LINE_MARGIN - MARGIN_ENDS * h)), max(0, round(y - grow - LINE_MARGIN - MARGIN_ABOVE * h)),
+            min(width, round(x + w + LINE_MARGIN + MARGIN_ENDS * h)), min(height, round(y + h + grow + LINE_MARGIN + MARGIN_BELOW * h)))
 
 
 def sureness(result):
