@@ -108,10 +108,10 @@ def lines_result(image, found, readings, cuts):
     for line, reading, (left, top, right, bottom) in zip(found, readings, cuts):
         if not reading["text"].strip():
             continue
-        ink = faint_ink(image[top:bottom, left:right])
         x, y, w, h = line["box"]
-        for word in reading["words"]:
-            box = ink_box_in_rows(ink, word["box"], y - top, y + h - top)
+        boxes = word_ink_boxes(faint_ink(image[top:bottom, left:right]), [word["box"] for word in reading["words"]],
+                               y - top, y + h - top)
+        for word, box in zip(reading["words"], boxes):
             result["words"].append({"box": [box[0] + left, box[1] + top, box[2], box[3]], "text": word["text"],
                                     "confidence": word["confidence"], "line": len(result["lines"])})
         result["lines"].append({**line, "text": reading["text"], "confidence": reading["confidence"]})
@@ -127,24 +127,36 @@ def faint_ink(image):
     return darkness > max(FAINT_INK * darkness.max(), 0.1)
 
 
-def ink_box_in_rows(ink, box, first_row, end_row):
-    """A word's [x, y, w, h] in its line cut, from its columns' ink: the pieces of ink (connected
-    components) that reach into the line's core, the rows where its ink is densest (its x-height),
-    within rows [first_row, end_row). The strokes of the lines above and below reach into the cut,
-    and even into the line's box, but not into its core. Its columns at those rows' full height when
-    no ink there does."""
-    x, _, w, _ = box
-    rows = ink[first_row:end_row].sum(axis=1)
-    core = np.flatnonzero(rows >= 0.5 * rows.max()) + first_row if rows.max() else []
-    count, labels = cv2.connectedComponents(ink[first_row:end_row, x:x + w].astype(np.uint8), connectivity=8)
-    if count < 2 or not len(core):
-        return [x, first_row, w, end_row - first_row]
-    touching = np.unique(labels[core[0] - first_row:core[-1] - first_row + 1])
-    kept = np.isin(labels, touching[touching > 0])
-    rows, columns = np.flatnonzero(kept.any(axis=1)), np.flatnonzero(kept.any(axis=0))
-    if not len(rows):
-        return [x, first_row, w, end_row - first_row]
-    return [x + int(columns[0]), first_row + int(rows[0]), int(columns[-1] - columns[0] + 1), int(rows[-1] - rows[0] + 1)]
+def word_ink_boxes(ink, boxes, first_row, end_row):
+    """The words' [x, y, w, h] in their line cut, from its ink within rows [first_row, end_row): each
+    piece of ink (connected component) that reaches into the line's core, the rows where its ink is
+    densest (its x-height), goes whole to the word whose columns (from the alignment) hold its middle,
+    and a word's box holds its pieces. The strokes of the lines above and below reach into the cut,
+    and even into the line's box, but not into its core. A word given no piece keeps its columns, at
+    those rows' full height."""
+    band = ink[first_row:end_row].astype(np.uint8)
+    rows = band.sum(axis=1)
+    fallback = [[x, first_row, w, end_row - first_row] for x, _, w, _ in boxes]
+    if not rows.max() or not boxes:
+        return fallback
+    core = np.flatnonzero(rows >= 0.5 * rows.max())
+    count, labels, stats, centroids = cv2.connectedComponentsWithStats(band, connectivity=8)
+    in_core = np.unique(labels[core[0]:core[-1] + 1])
+    middles = np.float64([x + w / 2 for x, _, w, _ in boxes])
+    pieces = [[] for _ in boxes]
+    for piece in in_core[in_core > 0]:
+        inside = [i for i, (x, _, w, _) in enumerate(boxes) if x <= centroids[piece][0] < x + w]
+        pieces[inside[0] if inside else int(np.argmin(np.abs(middles - centroids[piece][0])))].append(piece)
+    result = []
+    for own, box in zip(pieces, fallback):
+        if not own:
+            result.append(box)
+            continue
+        left, top = stats[own, cv2.CC_STAT_LEFT].min(), stats[own, cv2.CC_STAT_TOP].min()
+        right = (stats[own, cv2.CC_STAT_LEFT] + stats[own, cv2.CC_STAT_WIDTH]).max()
+        bottom = (stats[own, cv2.CC_STAT_TOP] + stats[own, cv2.CC_STAT_HEIGHT]).max()
+        result.append([int(left), first_row + int(top), int(right - left), int(bottom - top)])
+    return result
 
 
 def read_words(model, words):
