@@ -22,7 +22,7 @@ there) and the lines are mapped back.
 import cv2
 import numpy as np
 
-from htr.pages.segmentation import (MIN_INK_CONTRAST, estimate_skew, flatten, give_loose_pieces,
+from htr.pages.segmentation import (MIN_INK_CONTRAST, estimate_skew, flatten, give_loose_pieces, ink_pieces,
                                     rotation_onto_canvas, split_along_ink, stroke_width)
 
 WORKING_SIZE = 1000  # pixels on the long side the lines are found at (smaller pages are not enlarged)
@@ -49,15 +49,9 @@ def find_text_lines(image):
     ink, pen, angle = writing_ink(small)
     if ink is None:
         return []
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= max(4, pen * pen)
-    keep[0] = False
-    if not keep.any():
+    _, _, keep, ys, xs, component = ink_pieces(ink, pen)
+    if not len(ys):
         return []
-    ys, xs = np.nonzero(keep[labels])
-    order = np.argsort(labels[ys, xs], kind="stable")  # each component's pixels in one slice
-    ys, xs = ys[order], xs[order]
-    component = labels[ys, xs]
     rotation, (out_w, out_h) = rotation_onto_canvas(small.shape[1], small.shape[0], angle)
     xr = rotation[0, 0] * xs + rotation[0, 1] * ys + rotation[0, 2]
     yr = rotation[1, 0] * xs + rotation[1, 1] * ys + rotation[1, 2]

@@ -183,18 +183,12 @@ def find_words(image):
     gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
     darkness = flatten(gray)
     ink, darkness = remove_rules(binarize(darkness), darkness)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    if count <= 1:
+    if not ink.any():
         return []
     pen = stroke_width(ink)
-    keep = stats[:, cv2.CC_STAT_AREA] >= max(4, pen * pen)  # smaller than a dot of the pen: noise
-    keep[0] = False
-    if not keep.any():
+    labels, stats, keep, ys, xs, component = ink_pieces(ink, pen)
+    if not len(ys):
         return []
-    ys, xs = np.nonzero(keep[labels])
-    order = np.argsort(labels[ys, xs], kind="stable")  # each component's pixels in one slice
-    ys, xs = ys[order], xs[order]
-    component = labels[ys, xs]
 
     angle = estimate_skew(xs.astype(np.float64), ys.astype(np.float64), max(1.0, pen / 2))
     rotation, canvas = rotation_onto_canvas(gray.shape[1], gray.shape[0], angle)
@@ -210,6 +204,19 @@ def find_words(image):
     lines = attach_fragments(lines)
     add_dots(lines, labels, stats, pen, rotation)
     return make_words(lines, darkness, rotation, pen)
+
+
+def ink_pieces(ink, pen):
+    """The ink's pieces (connected components), those smaller than a dot of the pen left out as
+    noise: (labels, stats, keep: which pieces count, ys, xs of their pixels, component: each pixel's
+    piece), each piece's pixels in one slice."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
+    keep = stats[:, cv2.CC_STAT_AREA] >= max(4, pen * pen)
+    keep[0] = False
+    ys, xs = np.nonzero(keep[labels])
+    order = np.argsort(labels[ys, xs], kind="stable")
+    ys, xs = ys[order], xs[order]
+    return labels, stats, keep, ys, xs, labels[ys, xs]
 
 
 def assign_lines(xs, ys, xr, yr, component, keep, pen, letter_size, canvas, shape):
