@@ -133,5 +133,5 @@ def test_train_py_names_lines_txt_when_a_folder_has_no_data(tmp_path):
     result = run_script("train.py", "--data-dir", tmp_path, "--epochs", 1, "--model-dir", tmp_path / "model",
                         cwd=tmp_path)
     assert result.returncode == 1
-    assert (f"error: {tmp_path} holds neither labels.csv (columns image_path,label), words.txt (IAM words layout) "
-            "nor lines.txt (IAM lines layout)") in result.stderr
+    assert (f"error: {tmp_path} holds neither labels.csv (columns image_path,label), words.txt (IAM words layout), "
+            "lines.txt (IAM lines layout) nor ALTO or PAGE XML files") in result.stderr

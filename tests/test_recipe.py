@@ -76,7 +76,7 @@ def test_bench_train_measures_both_presets_and_the_tutorial_model_with_the_defau
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = [line.strip() for line in result.stdout.splitlines()]
     for name, architecture, augmentation in (("tutorial", "tutorial", "tutorial"), ("default", "columns", "photos"),
-                                             ("tutorial model", "tutorial", "rich")):
+                                             ("tutorial model", "tutorial", "photos")):
         line = next(line for line in lines if re.match(rf"{name} +\(", line))  # "tutorial" must not find "tutorial model"
         assert f"({architecture} model," in line and f"{augmentation} augmentation" in line, line
         figures = [float(word) for word in line.replace(",", " ").split() if word.replace(".", "").isdigit()]
