@@ -129,20 +129,6 @@ def test_the_line_models_input_is_the_line_scaled_to_its_height(random_line_mode
     assert prepared.shape[1] < 1500 * 48 / 120  # cut to the ink at the left and right first
 
 
-def test_a_line_models_training_batches_hold_images_of_similar_widths():
-    from htr.data.pipeline import batches_by_width
-
-    rng = np.random.default_rng(0)
-    aspect_ratios = np.concatenate([rng.uniform(1, 4, 300), rng.uniform(10, 20, 100)])  # words and lines
-    order = rng.permutation(len(aspect_ratios))
-    batched = batches_by_width(order, aspect_ratios, 8, np.random.default_rng(1))
-    assert sorted(batched) == list(range(len(aspect_ratios)))  # every sample once
-    assert np.array_equal(batched, batches_by_width(order, aspect_ratios, 8, np.random.default_rng(1)))
-    widest = [aspect_ratios[batched[i:i + 8]].max() for i in range(0, len(batched), 8)]
-    unsorted = [aspect_ratios[order[i:i + 8]].max() for i in range(0, len(order), 8)]
-    assert sum(widest) < 0.6 * sum(unsorted)  # far less padding than random batches
-
-
 def test_read_page_with_a_line_model_reads_every_line_found_whole(random_line_model):
     from htr.pages.compose import box_iou
     from htr.pages.reading import read_page

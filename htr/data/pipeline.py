@@ -35,7 +35,6 @@ from htr.data.augment import RandomMargins, RandomNoise, RandomPhoto, RandomShea
 from htr.preprocess import PrepareImage, stack_padded
 from htr.data.iam import DatasetError
 
-BUCKET_BATCHES = 20  # batches_by_width sorts this many batches' samples by width at a time
 CHUNK = 1024  # images per cache array: few arrays (forked workers touch only their headers), little extra memory while building
 
 
@@ -101,10 +100,6 @@ class ImageCache:
     def __len__(self):
         return sum(len(shapes) for _, _, shapes in self.chunks)
 
-    def aspect_ratios(self):
-        """Width / height of every image: a line model's input width is its height times this."""
-        return np.array([shape[1] / shape[0] for _, _, shapes in self.chunks for shape in shapes])
-
     def image(self, index):
         pixels, offsets, shapes = self.chunks[index // CHUNK]
         i = index % CHUNK
@@ -127,7 +122,7 @@ class SeededDataProvider(DataProvider):
     whose randomness depends only on (seed, epoch, sample index): the same batches with any number
     of workers."""
 
-    def __init__(self, rows, cache, seed, shuffle, epoch=0, by_width=False, **kwargs):
+    def __init__(self, rows, cache, seed, shuffle, epoch=0, **kwargs):
         super().__init__(dataset=[(index, label) for index, (_, label) in enumerate(rows)], shuffle=False,
                          initial_epoch=epoch, skip_validation=True, data_preprocessors=[CachedImageReader(cache)],
                          **kwargs)
@@ -135,17 +130,13 @@ class SeededDataProvider(DataProvider):
         self.start_executor()  # mltu starts it on batch 0 only, which a worker may never prepare
         self.seed, self.shuffle_each_epoch = seed % 2**32, shuffle
         self.order, self.order_epoch = np.arange(len(rows)), None
-        self.aspect_ratios = cache.aspect_ratios() if by_width else None
 
     def on_epoch_end(self):
         self._epoch += 1  # instead of mltu's shuffle with the global generator
 
     def get_batch_annotations(self, index):
         if self.shuffle_each_epoch and self.order_epoch != self._epoch:
-            rng = np.random.default_rng([self.seed, self._epoch])
-            self.order = rng.permutation(len(self._dataset))
-            if self.aspect_ratios is not None:
-                self.order = batches_by_width(self.order, self.aspect_ratios, self._batch_size, rng)
+            self.order = np.random.default_rng([self.seed, self._epoch]).permutation(len(self._dataset))
             self.order_epoch = self._epoch
         batch = self.order[index * self._batch_size:(index + 1) * self._batch_size]
         return [self._dataset[i] for i in batch]
@@ -157,20 +148,6 @@ class SeededDataProvider(DataProvider):
             return super().process_data(batch_data)
         finally:
             np.random.set_state(state)
-
-
-def batches_by_width(order, aspect_ratios, batch_size, rng):
-    """A shuffled order of samples, rearranged so that each batch holds images of similar widths:
-    a line model's batch is as wide as its widest image, so a word batched with long lines would
-    cost a line's time. Within each run of BUCKET_BATCHES batches the samples are sorted by width,
-    then all batches are shuffled, so every epoch still mixes widths and samples anew."""
-    runs = [order[start:start + batch_size * BUCKET_BATCHES] for start in range(0, len(order), batch_size * BUCKET_BATCHES)]
-    batches = [sorted_run[start:start + batch_size] for run in runs
-               for sorted_run in [run[np.argsort(aspect_ratios[run], kind="stable")]]
-               for start in range(0, len(sorted_run), batch_size)]
-    last = batches.pop() if len(batches[-1]) < batch_size else None  # a short batch stays last, as without sorting
-    batches = [batches[i] for i in rng.permutation(len(batches))] + ([last] if last is not None else [])
-    return np.concatenate(batches)
 
 
 def as_model_inputs(images, labels, ctc_shortcut=False):
@@ -193,7 +170,6 @@ def data_provider(rows, configs, batch_size, augmentors=(), shuffle=False, seed=
         seed=seed,
         shuffle=shuffle,
         epoch=epoch,
-        by_width=shuffle and configs.width is None,  # a line model's training batches
         batch_size=batch_size,
         augmentors=list(augmentors),
         transformers=[
