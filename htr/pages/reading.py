@@ -9,7 +9,7 @@ from htr.images import UnreadableImage
 from htr.pages.lines import find_text_lines
 from htr.pages.photo import flatten_photo, to_photo_box, to_photo_points
 from htr.pages.segmentation import Word, find_words, reading_images
-from htr.preprocess import paper_brightness
+from htr.preprocess import ink_darkness
 
 MAX_PAGE_PIXELS = 50_000_000  # read_page works on the full image: a 48-megapixel phone photo, not much more
 PAGE_BATCH = 64  # read_page reads this many words per model call
@@ -77,11 +77,13 @@ def read_lines_of_page(model, image):
         found, cuts = [found, [{"box": [0, 0, width, height]}]], [cuts, [(0, 0, width, height)]]
     else:
         found, cuts = [found], [cuts]
-    readings = model.read_lines([image[top:bottom, left:right] for part in cuts for left, top, right, bottom in part])
+    images = [image[top:bottom, left:right] for part in cuts for left, top, right, bottom in part]
+    darknesses = [ink_darkness(cut) for cut in images]
+    readings = model.read_lines(images, darknesses)
     results = []
     for part_found, part_cuts in zip(found, cuts):
-        results.append(lines_result(image, part_found, readings[:len(part_cuts)], part_cuts))
-        readings = readings[len(part_cuts):]
+        results.append(lines_result(part_found, readings[:len(part_cuts)], part_cuts, darknesses[:len(part_cuts)]))
+        readings, darknesses = readings[len(part_cuts):], darknesses[len(part_cuts):]
     if len(results) == 2 and len(results[0]["lines"]) < 2:
         return results[1]  # one line found in a line's shape: the image is that line
     return max(results, key=sureness)
@@ -105,15 +107,15 @@ def sureness(result):
     return sum(lines) / len(lines) if lines else 0.0
 
 
-def lines_result(image, found, readings, cuts):
-    """read_page's result from the lines found, their readings and the rectangles they were cut by."""
+def lines_result(found, readings, cuts, darknesses):
+    """read_page's result from the lines found, their readings, the rectangles they were cut by and
+    those cuts' ink_darkness."""
     result = {"words": [], "lines": []}
-    for line, reading, (left, top, right, bottom) in zip(found, readings, cuts):
+    for line, reading, (left, top, right, bottom), darkness in zip(found, readings, cuts, darknesses):
         if not reading["text"].strip():
             continue
         x, y, w, h = line["box"]
-        boxes = word_ink_boxes(faint_ink(image[top:bottom, left:right]), [word["box"] for word in reading["words"]],
-                               y - top, y + h - top)
+        boxes = word_ink_boxes(faint_ink(darkness), [word["box"] for word in reading["words"]], y - top, y + h - top)
         for word, box in zip(reading["words"], boxes):
             result["words"].append({"box": [box[0] + left, box[1] + top, box[2], box[3]], "text": word["text"],
                                     "confidence": word["confidence"], "line": len(result["lines"])})
@@ -122,11 +124,10 @@ def lines_result(image, found, readings, cuts):
     return result
 
 
-def faint_ink(image):
-    """Where a line cut's ink is, faint strokes too: anything FAINT_INK as dark, against its paper, as the
-    darkest ink (ink_mask's half loses the thin upstrokes that join an ascender to its letter)."""
-    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    darkness = cv2.blur(1 - grey / np.maximum(paper_brightness(grey, max(3, grey.shape[0] // 4)), 1), (3, 3))
+def faint_ink(darkness):
+    """Where a line cut's ink is, faint strokes too, from its ink_darkness: anything FAINT_INK as dark,
+    against its paper, as the darkest ink (ink_mask's half loses the thin upstrokes that join an
+    ascender to its letter)."""
     return darkness > max(FAINT_INK * darkness.max(), 0.1)
 
 
