@@ -151,7 +151,7 @@ def word_ink_boxes(ink, boxes, first_row, end_row):
     left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
     right, bottom = left + stats[:, cv2.CC_STAT_WIDTH], top + stats[:, cv2.CC_STAT_HEIGHT]
     in_core = np.zeros(count, bool)
-    in_core[np.unique(labels[core[0]:core[-1] + 1])] = True
+    in_core[labels[core[0]:core[-1] + 1].ravel()] = True
     in_core[0] = False  # the paper
     middles = np.float64([x + w / 2 for x, _, w, _ in boxes])
     owner = np.full(count, -1)
@@ -181,9 +181,13 @@ def rules(ink):
     """The ink of a line cut that runs from its top edge to its bottom one: a column's rule or the
     scanner's dark border, as no letter of one line is that tall (the cut holds the line's margins too).
     It touches the line's core, so without this the first or last word's box would reach to it."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    through = np.flatnonzero((stats[:, cv2.CC_STAT_TOP] == 0) & (stats[:, cv2.CC_STAT_HEIGHT] == ink.shape[0]))
-    return np.isin(labels, through[through > 0])
+    if not (ink[0].any() and ink[-1].any()):
+        return np.zeros_like(ink, dtype=bool)
+    _, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
+    is_rule = np.zeros(labels.max() + 1, bool)
+    is_rule[np.intersect1d(labels[0], labels[-1])] = True
+    is_rule[0] = False  # the paper
+    return is_rule[labels]
 
 
 def read_words(model, words):
