@@ -57,17 +57,19 @@ def align(probabilities, text, vocab):
         raise ValueError(f"cannot align {text!r} ({len(text) + doubled} steps needed) to {len(p)} steps")
     with np.errstate(divide="ignore"):
         log_p = np.maximum(np.log(p[:, symbols]), LOG_FLOOR)  # (T, S)
-    states = np.arange(len(symbols))
-    score = np.full(len(symbols), -np.inf)
+    # The scores sit after two -inf in `padded`, so the states one and two back are plain shifted views.
+    padded = np.full(len(symbols) + 2, -np.inf)
+    score, moved, skipped = padded[2:], padded[1:-1], padded[:-2]
     score[:2] = log_p[0, :2]  # a path starts on the first blank or the first character
+    no_skip = np.where(can_skip, 0.0, -np.inf)
     came_from = np.zeros((len(p), len(symbols)), dtype=np.int8)  # 0 stayed, 1 moved, 2 skipped a blank
-    for step in range(1, len(p)):
-        options = np.full((3, len(symbols)), -np.inf)
-        options[0] = score
-        options[1, 1:] = score[:-1]
-        options[2, 2:] = np.where(can_skip[2:], score[:-2], -np.inf)
-        came_from[step] = np.argmax(options, axis=0)
-        score = options[came_from[step], states] + log_p[step]
+    for step in range(1, len(p)):  # on ties the earlier option wins, as np.argmax would pick it
+        skip = skipped + no_skip
+        best = np.maximum(score, moved)
+        choice = came_from[step]
+        choice[moved > score] = 1
+        choice[skip > best] = 2
+        score[:] = np.maximum(best, skip) + log_p[step]
     state = len(symbols) - 1 if score[-1] >= score[-2] else len(symbols) - 2  # ends on the last blank or character
     path = np.empty(len(p), dtype=int)
     for step in range(len(p) - 1, -1, -1):

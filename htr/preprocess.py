@@ -64,17 +64,25 @@ def crop_to_ink(image, band=False):
     return image[top:bottom, left:right]
 
 
-def ink_mask(image):
-    """Where the ink of a word or line image (BGR uint8) is: clearly darker than the paper around it
-    (crop_to_ink says how clearly)."""
+def ink_darkness(image):
+    """How much darker than the paper around it (paper_brightness, within a quarter of the image's
+    height) each pixel of a word or line image (BGR uint8) is, as a share of that paper's brightness:
+    float32, 0 on paper. ink_mask thresholds it; a caller that needs the ink twice computes it once."""
     grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    ink = cv2.blur(1 - grey / np.maximum(paper_brightness(grey, max(3, grey.shape[0] // 4)), 1), (3, 3))
+    return cv2.blur(1 - grey / np.maximum(paper_brightness(grey, max(3, grey.shape[0] // 4)), 1), (3, 3))
+
+
+def ink_mask(image, darkness=None):
+    """Where the ink of a word or line image (BGR uint8) is: clearly darker than the paper around it
+    (crop_to_ink says how clearly). `darkness`: the image's ink_darkness, when the caller has it."""
+    ink = ink_darkness(image) if darkness is None else darkness
     return ink > max(0.5 * ink.max(), 0.15)
 
 
-def ink_box(image, band=False):
-    """(top, bottom, left, right) of crop_to_ink's cut, in pixels of `image`: the whole image when it has no ink."""
-    mask = ink_mask(image)
+def ink_box(image, band=False, mask=None):
+    """(top, bottom, left, right) of crop_to_ink's cut, in pixels of `image`: the whole image when it
+    has no ink. `mask`: the image's ink_mask, when the caller has it."""
+    mask = ink_mask(image) if mask is None else mask
     height, width = mask.shape
     columns = np.flatnonzero(mask.any(axis=0))
     if not len(columns):

@@ -145,30 +145,36 @@ class ImageToWordModel(OnnxInferenceModel):
         texts, text_confidences = self.predict_batch([image])
         return texts[0], text_confidences[0]
 
-    def read_line(self, image):
+    def read_line(self, image, darkness=None):
         """A BGR uint8 line image -> {"text", "confidence", "words": [{"box": [x, y, w, h], "text",
         "confidence"}, ...]}: each word's box is where the CTC alignment of the reading puts its
         characters (htr.alignment), mapped back to pixels of the image and trimmed to the ink, and its
-        confidence the model's probability of that word over those time steps."""
-        prepared = self.resize(image)
-        return self.read_aligned(image, prepared, self.probabilities(stack_padded([prepared]))[0])
-
-    def read_lines(self, images):
-        """read_line for each image, one model call each, one per core at a time: a batch padded to
-        its widest line changes how the BiLSTM reads the others (it reads the padding too), and on a
-        CPU a batch of lines is no faster than its lines one by one."""
-        with ThreadPoolExecutor(max_workers=CORES) as pool:
-            return list(pool.map(self.read_line, images))
-
-    def read_aligned(self, image, prepared, probabilities):
-        """read_line's result from the model's output for the prepared image."""
+        confidence the model's probability of that word over those time steps. `darkness`: the image's
+        htr.preprocess.ink_darkness, when the caller has it (read_page needs it too). The ink is found
+        once, for the cut and the boxes alike; the model is fed exactly what self.resize gives."""
+        ink = ink_mask(image, darkness)
         whole = (0, image.shape[0], 0, image.shape[1])
-        top, bottom, left, right = ink_box(image, self.crop == "band") if self.crop in ("columns", "band") else whole
+        cut = ink_box(image, self.crop == "band", ink) if self.crop in ("columns", "band") else whole
+        top, bottom, left, right = cut
+        prepared = prepare(image[top:bottom, left:right], self.height, self.width, None, self.keep_aspect_ratio)
+        return self.read_aligned(cut, ink, prepared, self.probabilities(stack_padded([prepared]))[0])
+
+    def read_lines(self, images, darknesses=None):
+        """read_line for each image (and its darkness, when given), one model call each, one per core
+        at a time: a batch padded to its widest line changes how the BiLSTM reads the others (it reads
+        the padding too), and on a CPU a batch of lines is no faster than its lines one by one."""
+        with ThreadPoolExecutor(max_workers=CORES) as pool:
+            return list(pool.map(self.read_line, images, darknesses or [None] * len(images)))
+
+    def read_aligned(self, cut, ink, prepared, probabilities):
+        """read_line's result from the model's output for the prepared image, cut at (top, bottom, left,
+        right) from the line image whose ink_mask is `ink`."""
+        top, bottom, left, right = cut
         texts, text_confidences = self.decode(probabilities[np.newaxis])
         words, spans = word_spans(probabilities, texts[0], self.vocab)
         # One time step is input width / steps prepared pixels, and a prepared pixel this many of the image's.
         scale = (right - left) / (self.width or scaled_width(right - left, bottom - top, self.height))
-        boxes = word_boxes(spans, left, scale * prepared.shape[1] / len(probabilities), ink_mask(image))
+        boxes = word_boxes(spans, left, scale * prepared.shape[1] / len(probabilities), ink)
         word_confidence = word_confidences(probabilities, spans, words, self.vocab)
         return {"text": texts[0], "confidence": round(float(text_confidences[0]), 4),
                 "words": [{"box": box, "text": word, "confidence": round(float(confidence), 4)}

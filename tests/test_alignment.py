@@ -56,6 +56,38 @@ def test_align_follows_the_text_even_where_the_model_is_unsure():
     assert align(probabilities, "cat", VOCAB) == [(1, 1), (2, 2), (4, 4)]
 
 
+def test_align_breaks_ties_as_the_plain_viterbi_does():
+    # Where paths tie (rounded probabilities), align keeps the earliest option: stay, then move, then skip.
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        probabilities = np.round(rng.dirichlet(np.full(4, 0.3), size=12), 1)
+        text = "".join(rng.choice(list("ab "), size=rng.integers(1, 5)))
+        assert align(probabilities, text, "ab ") == plain_viterbi(probabilities, text, "ab ")
+
+
+def plain_viterbi(probabilities, text, vocab):
+    """align written out state by state: the reference its array steps must agree with."""
+    symbols = [len(vocab)] + [s for c in text for s in (vocab.index(c), len(vocab))]
+    log_p = np.log(np.maximum(probabilities, np.finfo(np.float64).tiny))[:, symbols]
+    score = [log_p[0, 0], log_p[0, 1]] + [-np.inf] * (len(symbols) - 2)
+    came_from = np.zeros((len(probabilities), len(symbols)), int)
+    for step in range(1, len(probabilities)):
+        new = []
+        for state in range(len(symbols)):
+            options = [score[state], score[state - 1] if state >= 1 else -np.inf,
+                       score[state - 2] if state >= 2 and state % 2 and symbols[state] != symbols[state - 2] else -np.inf]
+            came_from[step, state] = int(np.argmax(options))
+            new.append(options[came_from[step, state]] + log_p[step, state])
+        score = new
+    state = len(symbols) - 1 if score[-1] >= score[-2] else len(symbols) - 2
+    path = []
+    for step in range(len(probabilities) - 1, -1, -1):
+        path.append(state)
+        state -= came_from[step, state]
+    path = path[::-1]
+    return [(path.index(2 * i + 1), len(path) - 1 - path[::-1].index(2 * i + 1)) for i in range(len(text))]
+
+
 def test_word_spans_reach_from_space_to_space_within_a_pitch_of_the_characters():
     #                   0         1         2         3
     #                   01234567890123456789012345678901

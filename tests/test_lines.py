@@ -176,3 +176,10 @@ def test_the_line_augmentations_keep_some_of_every_line_whatever_its_size():
             for augmentor in training_augmentors("lines"):
                 image, label = augmentor(image, label)
             assert image.numpy().size > 0
+
+
+def test_read_line_given_the_lines_darkness_reads_it_as_without(random_line_model, demo_lines):
+    from htr.preprocess import ink_darkness
+    model = ImageToWordModel(random_line_model)
+    images = [read_image(path) for path, _ in line_images(demo_lines)[:3]]
+    assert model.read_lines(images, [ink_darkness(image) for image in images]) == model.read_lines(images)

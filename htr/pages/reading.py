@@ -9,7 +9,7 @@ from htr.images import UnreadableImage
 from htr.pages.lines import find_text_lines
 from htr.pages.photo import flatten_photo, to_photo_box, to_photo_points
 from htr.pages.segmentation import Word, find_words, reading_images
-from htr.preprocess import paper_brightness
+from htr.preprocess import ink_darkness
 
 MAX_PAGE_PIXELS = 50_000_000  # read_page works on the full image: a 48-megapixel phone photo, not much more
 PAGE_BATCH = 64  # read_page reads this many words per model call
@@ -22,6 +22,9 @@ MARGIN_ENDS = 1.2
 FLATTEST_CUT = 1.0  # a line is cut at least this many times its page's median line height tall
 LINE_SHAPE = 1.5  # an image at least this many times as wide as high may be one line, cut by hand
 FAINT_INK = 0.2  # faint_ink: a fifth as dark as the darkest ink
+# word_ink_boxes: a mark above a line's core (a dot, a raised "th") ends at most MARK_REACH core heights
+# above it and is at most MARK_HEIGHT of them tall
+MARK_REACH, MARK_HEIGHT = 2, 1.5
 
 
 def read_page(model, image):
@@ -74,11 +77,13 @@ def read_lines_of_page(model, image):
         found, cuts = [found, [{"box": [0, 0, width, height]}]], [cuts, [(0, 0, width, height)]]
     else:
         found, cuts = [found], [cuts]
-    readings = model.read_lines([image[top:bottom, left:right] for part in cuts for left, top, right, bottom in part])
+    images = [image[top:bottom, left:right] for part in cuts for left, top, right, bottom in part]
+    darknesses = [ink_darkness(cut) for cut in images]
+    readings = model.read_lines(images, darknesses)
     results = []
     for part_found, part_cuts in zip(found, cuts):
-        results.append(lines_result(image, part_found, readings[:len(part_cuts)], part_cuts))
-        readings = readings[len(part_cuts):]
+        results.append(lines_result(part_found, readings[:len(part_cuts)], part_cuts, darknesses[:len(part_cuts)]))
+        readings, darknesses = readings[len(part_cuts):], darknesses[len(part_cuts):]
     if len(results) == 2 and len(results[0]["lines"]) < 2:
         return results[1]  # one line found in a line's shape: the image is that line
     return max(results, key=sureness)
@@ -102,15 +107,15 @@ def sureness(result):
     return sum(lines) / len(lines) if lines else 0.0
 
 
-def lines_result(image, found, readings, cuts):
-    """read_page's result from the lines found, their readings and the rectangles they were cut by."""
+def lines_result(found, readings, cuts, darknesses):
+    """read_page's result from the lines found, their readings, the rectangles they were cut by and
+    those cuts' ink_darkness."""
     result = {"words": [], "lines": []}
-    for line, reading, (left, top, right, bottom) in zip(found, readings, cuts):
+    for line, reading, (left, top, right, bottom), darkness in zip(found, readings, cuts, darknesses):
         if not reading["text"].strip():
             continue
         x, y, w, h = line["box"]
-        boxes = word_ink_boxes(faint_ink(image[top:bottom, left:right]), [word["box"] for word in reading["words"]],
-                               y - top, y + h - top)
+        boxes = word_ink_boxes(faint_ink(darkness), [word["box"] for word in reading["words"]], y - top, y + h - top)
         for word, box in zip(reading["words"], boxes):
             result["words"].append({"box": [box[0] + left, box[1] + top, box[2], box[3]], "text": word["text"],
                                     "confidence": word["confidence"], "line": len(result["lines"])})
@@ -119,11 +124,10 @@ def lines_result(image, found, readings, cuts):
     return result
 
 
-def faint_ink(image):
-    """Where a line cut's ink is, faint strokes too: anything FAINT_INK as dark, against its paper, as the
-    darkest ink (ink_mask's half loses the thin upstrokes that join an ascender to its letter)."""
-    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
-    darkness = cv2.blur(1 - grey / np.maximum(paper_brightness(grey, max(3, grey.shape[0] // 4)), 1), (3, 3))
+def faint_ink(darkness):
+    """Where a line cut's ink is, faint strokes too, from its ink_darkness: anything FAINT_INK as dark,
+    against its paper, as the darkest ink (ink_mask's half loses the thin upstrokes that join an
+    ascender to its letter)."""
     return darkness > max(FAINT_INK * darkness.max(), 0.1)
 
 
@@ -132,31 +136,58 @@ def word_ink_boxes(ink, boxes, first_row, end_row):
     piece of ink (connected component) that reaches into the line's core, the rows where its ink is
     densest (its x-height), goes whole to the word whose columns (from the alignment) hold its middle,
     and a word's box holds its pieces. The strokes of the lines above and below reach into the cut,
-    and even into the line's box, but not into its core. A word given no piece keeps its columns, at
-    those rows' full height."""
-    band = ink[first_row:end_row].astype(np.uint8)
+    and even into the line's box, but not into its core. Then the marks just above the core (ending at
+    most MARK_REACH core heights above it, at most MARK_HEIGHT of them tall: an i's dot, a raised "th")
+    go to the word whose pieces' columns hold their middle: the line's own marks, as the line above
+    reaches down into those rows with its long strokes, cut by the rows' top, not with its dots. A
+    word given no piece keeps its columns, at those rows' full height. Rules (rules) are no word's."""
+    band = (ink & ~rules(ink))[first_row:end_row].astype(np.uint8)
     rows = band.sum(axis=1)
     fallback = [[x, first_row, w, end_row - first_row] for x, _, w, _ in boxes]
     if not rows.max() or not boxes:
         return fallback
     core = np.flatnonzero(rows >= 0.5 * rows.max())
     count, labels, stats, centroids = cv2.connectedComponentsWithStats(band, connectivity=8)
-    in_core = np.unique(labels[core[0]:core[-1] + 1])
+    left, top = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_TOP]
+    right, bottom = left + stats[:, cv2.CC_STAT_WIDTH], top + stats[:, cv2.CC_STAT_HEIGHT]
+    in_core = np.zeros(count, bool)
+    in_core[labels[core[0]:core[-1] + 1].ravel()] = True
+    in_core[0] = False  # the paper
     middles = np.float64([x + w / 2 for x, _, w, _ in boxes])
-    pieces = [[] for _ in boxes]
-    for piece in in_core[in_core > 0]:
+    owner = np.full(count, -1)
+    for piece in np.flatnonzero(in_core):
         inside = [i for i, (x, _, w, _) in enumerate(boxes) if x <= centroids[piece][0] < x + w]
-        pieces[inside[0] if inside else int(np.argmin(np.abs(middles - centroids[piece][0])))].append(piece)
+        owner[piece] = inside[0] if inside else int(np.argmin(np.abs(middles - centroids[piece][0])))
+    spans = [(left[owner == word].min(), right[owner == word].max()) if (owner == word).any() else (0, 0)
+             for word in range(len(boxes))]
+    height = core[-1] + 1 - core[0]
+    marks = np.flatnonzero(~in_core & (top > 0) & (bottom <= core[0]) & (bottom >= core[0] - MARK_REACH * height)
+                           & (bottom - top <= MARK_HEIGHT * height))
+    for piece in marks:
+        holding = [word for word, (x0, x1) in enumerate(spans) if x0 <= centroids[piece][0] < x1]
+        owner[piece] = holding[0] if holding else -1
     result = []
-    for own, box in zip(pieces, fallback):
-        if not own:
+    for word, box in enumerate(fallback):
+        own = owner == word
+        if not own.any():
             result.append(box)
             continue
-        left, top = stats[own, cv2.CC_STAT_LEFT].min(), stats[own, cv2.CC_STAT_TOP].min()
-        right = (stats[own, cv2.CC_STAT_LEFT] + stats[own, cv2.CC_STAT_WIDTH]).max()
-        bottom = (stats[own, cv2.CC_STAT_TOP] + stats[own, cv2.CC_STAT_HEIGHT]).max()
-        result.append([int(left), first_row + int(top), int(right - left), int(bottom - top)])
+        x0, y0 = left[own].min(), top[own].min()
+        result.append([int(x0), first_row + int(y0), int(right[own].max() - x0), int(bottom[own].max() - y0)])
     return result
+
+
+def rules(ink):
+    """The ink of a line cut that runs from its top edge to its bottom one: a column's rule or the
+    scanner's dark border, as no letter of one line is that tall (the cut holds the line's margins too).
+    It touches the line's core, so without this the first or last word's box would reach to it."""
+    if not (ink[0].any() and ink[-1].any()):
+        return np.zeros_like(ink, dtype=bool)
+    _, labels = cv2.connectedComponents(ink.astype(np.uint8), connectivity=8)
+    is_rule = np.zeros(labels.max() + 1, bool)
+    is_rule[np.intersect1d(labels[0], labels[-1])] = True
+    is_rule[0] = False  # the paper
+    return is_rule[labels]
 
 
 def read_words(model, words):
