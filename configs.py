@@ -76,7 +76,7 @@ SETTINGS = [
             default={"default": "columns", "line": "columns", "tutorial": "tutorial"}, saved_as="architecture", renamed=TUTORIAL_OLD_NAME),
     Setting("augmentation", "training", "training-image augmentation, see htr.data.pipeline.training_augmentors: "
             "photos: rich, and half the words made photo-like, so a model reads phone photos nearly as well as scans "
-            "(README: Train on your own handwriting); lines: rich without rotation, lines tilted and cut tighter or looser",
+            "(README: Train on your own handwriting); lines: rich without rotation",
             choices=("rich", "lines", "photos", "tutorial"), default={"default": "photos", "line": "lines", "tutorial": "tutorial"},
             saved_as="augmentation", renamed=TUTORIAL_OLD_NAME),
     Setting("crop", "training", "how each image is cut before resizing, in training and in the exported model: "

@@ -50,59 +50,6 @@ class RandomNoise(Augmentor):
         return image, annotation
 
 
-def paper_colour(pixels):
-    """The paper's colour of an image: the median of its brighter half, which is paper on any page."""
-    bright = pixels.reshape(-1, pixels.shape[-1])
-    grey = bright.mean(axis=1)
-    return tuple(float(v) for v in np.median(bright[grey >= np.median(grey)], axis=0))
-
-
-class RandomMargins(Augmentor):
-    """Cuts into or adds paper at a line's four edges, by up to `share` of its height above and below
-    and up to that many heights at the ends: a page's line finder cuts lines tighter or looser than
-    the training lines were cut, and the model should read them alike."""
-
-    def __init__(self, random_chance=0.5, share=0.12):
-        super().__init__(random_chance)
-        self.share = share
-
-    @randomness_decorator
-    def __call__(self, image: Image, annotation):
-        pixels = image.numpy()
-        height, width = pixels.shape[:2]
-        # negative: cut, at most a quarter of the line each way, so even a line a few pixels high keeps most of itself
-        top, bottom = (max(-(height // 4), round(np.random.uniform(-self.share, self.share) * height)) for _ in range(2))
-        left, right = (max(-(width // 4), round(np.random.uniform(-self.share, self.share) * height)) for _ in range(2))
-        pixels = pixels[max(0, -top):height - max(0, -bottom), max(0, -left):width - max(0, -right)]
-        pixels = cv2.copyMakeBorder(pixels, max(0, top), max(0, bottom), max(0, left), max(0, right),
-                                    cv2.BORDER_CONSTANT, value=paper_colour(pixels))
-        image.update(pixels)
-        return image, annotation
-
-
-class RandomTilt(Augmentor):
-    """Turns a line by up to `max_angle` degrees, growing it in height only, by what the turn lifts
-    one end above the other (its new corners filled with its paper): a rectangle cut around a line
-    that runs slightly uphill or down looks so. mltu's RandomRotate grows the canvas to hold every
-    corner, which for a long line doubles its height."""
-
-    def __init__(self, random_chance=0.5, max_angle=1.0):
-        super().__init__(random_chance)
-        self.max_angle = max_angle
-
-    @randomness_decorator
-    def __call__(self, image: Image, annotation):
-        pixels = image.numpy()
-        height, width = pixels.shape[:2]
-        angle = np.random.uniform(-self.max_angle, self.max_angle)
-        lift = int(np.ceil(width * abs(np.sin(np.radians(angle)))))
-        matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1)
-        matrix[1, 2] += lift / 2
-        image.update(cv2.warpAffine(pixels, matrix, (width, height + lift), borderMode=cv2.BORDER_CONSTANT,
-                                    borderValue=paper_colour(pixels)))
-        return image, annotation
-
-
 # What phone photos of handwriting show, in BGR: paper from white to cream, yellowed and grey, ink in
 # black to grey, brown or blue-black, each at a random brightness.
 PAPER_TINT = ((0.8, 0.9, 1.0), (1.0, 1.0, 1.0))  # blue and green fall off first as paper yellows

@@ -31,7 +31,7 @@ from mltu.augmentors import RandomBrightness, RandomErodeDilate, RandomGaussianB
 from mltu.tensorflow.dataProvider import DataProvider  # a keras.utils.PyDataset
 from mltu.transformers import LabelIndexer, LabelPadding
 
-from htr.data.augment import RandomMargins, RandomNoise, RandomPhoto, RandomShear, RandomTilt
+from htr.data.augment import RandomNoise, RandomPhoto, RandomShear
 from htr.preprocess import PrepareImage, stack_padded
 from htr.data.iam import DatasetError
 
@@ -198,10 +198,9 @@ def training_augmentors(name):
             RandomShear(max_shear=0.5), RandomRotate(angle=3, borderValue=(255, 255, 255)),
             RandomGaussianBlur(sigma=1.0, random_chance=0.2), RandomNoise(random_chance=0.2)]
     if name == "lines":
-        # mltu's rotation turns onto a canvas that holds every corner, so a long line tilted by 3 degrees
-        # comes back nearly twice as high: lines are tilted within their frame instead, and cut tighter
-        # or looser, as a page's line finder may cut them.
-        return [augmentor for augmentor in rich if not isinstance(augmentor, RandomRotate)] + [RandomTilt(), RandomMargins()]
+        # mltu's rotation turns onto a canvas that holds every corner, so a long line rotated by 3
+        # degrees comes back nearly twice as high.
+        return [augmentor for augmentor in rich if not isinstance(augmentor, RandomRotate)]
     if name == "photos":
         # Half the words become photo-like (last, so the white that slant and rotation fill in is
         # photographed too): the model's PaperNormalization levels paper and ink, this teaches the
