@@ -1,0 +1,116 @@
+"""Find the text lines of a page with a small trained network (onnxruntime and OpenCV alone).
+
+    from htr.pages.line_finder import load_line_finder, find_lines_with_model
+    session = load_line_finder("assets/line_finder/line_finder.onnx")
+    lines = find_lines_with_model(session, bgr_image)   # [{"box", "polygon", "baseline"}, ...]
+
+The network (htr.pages.train_line_finder trains it) sees the page grey, shrunk to WORKING_SIZE
+pixels on its long side, and marks two maps, as kraken's and dhSegment's segmenters do:
+
+- the core of each line: the middle of its band (its x-height, roughly), thin enough that two
+  lines' cores never touch, so each piece of core is one line, written across or upright;
+- the line's whole region: its letters with their ascenders and descenders.
+
+Each piece of core is a line; the region's pixels go to the nearest core (a distance transform
+labelled by the cores), and the line's box and polygon enclose them. The network learns from the
+transcriptions which writing is a line to read: a letterhead, a stamp or a clerk's note that is
+never transcribed is not marked, which the classical finder (htr.pages.lines) cannot know.
+"""
+import cv2
+import numpy as np
+
+WORKING_SIZE = 640  # pixels on the page's long side the network sees (a line is about 20 px tall there)
+STRIDE = 16  # the network halves the page four times: its input is padded to a multiple of this
+CORE_LEVEL, REGION_LEVEL = 0.5, 0.5  # a pixel is core or region where the network is at least this sure
+SMALLEST_CORE = 0.2  # a piece of core smaller than this share of the page's median one is a speck
+
+
+def load_line_finder(path):
+    """The onnxruntime session of a line finder's ONNX file (two threads: the page reading's cores)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def network_input(gray):
+    """Grey page at the working size -> the network's input: float32, the paper near 0 and ink
+    positive, in units of the page's own spread of grey (scans and photos differ in contrast)."""
+    darkness = np.median(gray) - gray.astype(np.float32)
+    return darkness / max(float(darkness.std()), 1.0)
+
+
+def working_page(image):
+    """BGR or grey page -> (grey page WORKING_SIZE px on its long side, (x scale, y scale) back)."""
+    gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    scale = WORKING_SIZE / max(gray.shape)
+    size = max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale))
+    small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    return small, (gray.shape[1] / small.shape[1], gray.shape[0] / small.shape[0])
+
+
+def line_maps(session, gray):
+    """Grey working page -> (core, region) probability maps of its size, from the network."""
+    height, width = gray.shape
+    padded = np.zeros((-(-height // STRIDE) * STRIDE, -(-width // STRIDE) * STRIDE), np.float32)
+    padded[:height, :width] = network_input(gray)
+    output = session.run(None, {session.get_inputs()[0].name: padded[None, :, :, None]})[0][0]
+    return output[:height, :width, 0], output[:height, :width, 1]
+
+
+def find_lines_with_model(session, image):
+    """BGR or grey uint8 page -> its text lines, top to bottom, as htr.pages.lines.find_text_lines
+    gives them: {"box": [x, y, w, h], "polygon", "baseline"} in pixels of `image`."""
+    gray, scale = working_page(image)
+    core, region = line_maps(session, gray)
+    return lines_from_maps(core >= CORE_LEVEL, region >= REGION_LEVEL, scale)
+
+
+def lines_from_maps(core, region, scale):
+    """Core and region masks (bool, working size) -> the lines, top to bottom, in page pixels."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(core.astype(np.uint8), connectivity=8)
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    if not len(areas):
+        return []
+    keep = np.r_[False, areas >= SMALLEST_CORE * np.median(areas)]
+    cores = keep[labels]
+    # Every pixel's nearest core: labels of the zeros' connected components, i.e. of the cores.
+    _, nearest = cv2.distanceTransformWithLabels((~cores).astype(np.uint8), cv2.DIST_L2, 3,
+                                                 labelType=cv2.DIST_LABEL_CCOMP)
+    owner = np.where(region | cores, nearest, 0)
+    lines = []
+    for label in np.unique(nearest[cores]):
+        line = describe_line(owner == label, cores & (nearest == label), scale)
+        if line is not None:
+            lines.append(line)
+    return sorted(lines, key=lambda line: (line["box"][1] + line["box"][3] / 2, line["box"][0]))
+
+
+def describe_line(mask, core, scale):
+    """One line's region and core (bool, working size) -> its box, polygon (the region's outline)
+    and baseline (the bottom of its core, column by column, across; its middle, upright) in page
+    pixels; None for a region too small to outline."""
+    scale_x, scale_y = scale
+    ys, xs = np.nonzero(mask)
+    left, top, right, bottom = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    box = [int(left * scale_x), int(top * scale_y), int(np.ceil(right * scale_x) - int(left * scale_x)),
+           int(np.ceil(bottom * scale_y) - int(top * scale_y))]
+    contours, _ = cv2.findContours(mask[top:bottom, left:right].astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    outline = cv2.approxPolyDP(max(contours, key=cv2.contourArea), 1.0, True).reshape(-1, 2) + [left, top]
+    if len(outline) < 3:
+        return None
+    cy, cx = np.nonzero(core)
+    if np.ptp(cx) >= np.ptp(cy):  # written across: the core's lowest pixel in a few columns
+        edges = np.linspace(cx.min(), cx.max() + 1, min(12, np.ptp(cx) + 2))
+        column = np.clip(np.searchsorted(edges, cx, side="right") - 1, 0, len(edges) - 2)
+        lowest = np.full(len(edges) - 1, -1.0)
+        np.maximum.at(lowest, column, cy + 1.0)
+        middles = (edges[:-1] + edges[1:]) / 2
+        baseline = np.c_[middles, lowest][lowest >= 0]
+    else:  # upright: along its middle, bottom to top
+        baseline = np.array([[np.median(cx), cy.max() + 1.0], [np.median(cx), float(cy.min())]])
+    return {"box": box,
+            "polygon": [[round(float(x * scale_x)), round(float(y * scale_y))] for x, y in outline],
+            "baseline": [[round(float(x * scale_x)), round(float(y * scale_y))] for x, y in baseline]}
