@@ -81,10 +81,24 @@ def lines_from_maps(core, region, scale):
     owner = np.where(region | cores, nearest, 0)
     lines = []
     for label in np.unique(nearest[cores]):
-        line = describe_line(owner == label, cores & (nearest == label), scale)
+        line = describe_line(attached(owner == label, cores & (nearest == label)), cores & (nearest == label), scale)
         if line is not None:
             lines.append(line)
     return sorted(lines, key=lambda line: (line["box"][1] + line["box"][3] / 2, line["box"][0]))
+
+
+def attached(mask, core):
+    """The parts of a line's region (bool) that touch its core: a patch of region beyond a gap
+    (writing the network marked but gave no core, e.g. untranscribed) is no part of the line."""
+    ys, xs = np.nonzero(mask)
+    window = slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+    count, parts = cv2.connectedComponents(mask[window].astype(np.uint8), connectivity=8)
+    touching = np.zeros(count, bool)
+    touching[parts[core[window]]] = True
+    touching[0] = False
+    joined = np.zeros_like(mask)
+    joined[window] = touching[parts]
+    return joined
 
 
 def describe_line(mask, core, scale):

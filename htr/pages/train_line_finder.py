@@ -36,6 +36,7 @@ SETTINGS = {
     "scales": (0.8, 1.25),  # a crop is the page enlarged or shrunk by a factor in this range
     "widths": (16, 32, 48, 64),  # channels of the U-Net's levels (each one halves the page)
     "core_weight": 3.0,  # a core pixel's share of the loss against one outside (cores are few)
+    "gw_share": 0.25,  # share of the crops drawn from the George Washington pages, when given (10 of 146 pages)
     "seed": 0,
 }
 GW_DEVELOP = range(270, 280)  # George Washington pages 300-304 validate the finders: never trained on
@@ -191,8 +192,9 @@ def weighted_loss(truth, predicted):
     return ops.mean(weights * cross_entropy)
 
 
-def train(pages, out_dir, steps=None):
-    """Trains the network on `pages` (load_pages') and exports it to out_dir/line_finder.onnx."""
+def train(pages, out_dir, steps=None, gw_pages=()):
+    """Trains the network on `pages` and `gw_pages` (load_pages'; SETTINGS' gw_share of the crops
+    from the second) and exports it to out_dir/line_finder.onnx."""
     import keras
     import tensorflow as tf
 
@@ -207,7 +209,8 @@ def train(pages, out_dir, steps=None):
     network.compile(optimizer=keras.optimizers.Adam(schedule), loss=weighted_loss)
     began = time.time()
     for step in range(steps):
-        samples = [random_crop(pages[rng.integers(len(pages))], rng) for _ in range(SETTINGS["batch"])]
+        sources = [gw_pages if gw_pages and rng.random() < SETTINGS["gw_share"] else pages for _ in range(SETTINGS["batch"])]
+        samples = [random_crop(source[rng.integers(len(source))], rng) for source in sources]
         loss = network.train_on_batch(np.stack([x for x, _ in samples]), np.stack([y for _, y in samples]))
         if step % 50 == 0 or step == steps - 1:
             print(f"step {step + 1}/{steps}: loss {float(loss):.4f}, {time.time() - began:.0f} s", flush=True)
@@ -222,11 +225,11 @@ def main(argv=None):
     parser.add_argument("--gw-pages", help="George Washington pages to train on too (<page>.json, images/)")
     parser.add_argument("--out", required=True, help="folder for line_finder.onnx")
     args = parser.parse_args(argv)
-    pages = develop_pages(args.alto_dir) + (gw_training_pages(args.gw_pages) if args.gw_pages else [])
+    pages, gw_pages = develop_pages(args.alto_dir), gw_training_pages(args.gw_pages) if args.gw_pages else []
     if not pages:
         sys.exit(f"error: {args.alto_dir} has no ALTO pages to train on (*.xml beside *.jpg)")
-    print(f"{len(pages)} pages, {sum(len(lines) for _, lines in pages)} lines")
-    train(load_pages(pages), args.out)
+    print(f"{len(pages) + len(gw_pages)} pages, {sum(len(lines) for _, lines in pages + gw_pages)} lines")
+    train(load_pages(pages), args.out, gw_pages=load_pages(gw_pages))
 
 
 if __name__ == "__main__":
