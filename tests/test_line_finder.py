@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from htr.pages.compose import matched_boxes
-from htr.pages.line_finder import find_lines_with_model, lines_from_maps, load_line_finder
+from htr.pages.line_finder import (classical_agrees, find_lines_with_model, line_cores, lines_from_maps,
+                                   load_line_finder)
 from htr.pages.train_line_finder import SETTINGS, load_pages, targets, train
 
 
@@ -29,7 +30,7 @@ def drawn_maps():
 
 def test_each_core_is_a_line_with_the_region_nearest_it():
     core, region, truth = drawn_maps()
-    lines = lines_from_maps(core, region, (2.0, 3.0))
+    lines = lines_from_maps(line_cores(core), region, (2.0, 3.0))
     boxes = [line["box"] for line in lines]
     page_truth = [[x * 2, y * 3, w * 2, h * 3] for x, y, w, h in truth]
     assert len(lines) == 4 and matched_boxes(boxes, page_truth) == 4, boxes  # the speck is no line
@@ -45,6 +46,18 @@ def test_each_core_is_a_line_with_the_region_nearest_it():
 
 def test_nothing_marked_no_lines():
     assert lines_from_maps(np.zeros((50, 50), bool), np.ones((50, 50), bool), (1.0, 1.0)) == []
+
+
+def test_classical_lines_agree_where_each_holds_one_core_and_they_hold_the_cores():
+    core, region, truth = drawn_maps()
+    cores = line_cores(core)
+    lines = [{"box": box} for box in truth]
+    assert classical_agrees(lines, cores, (1.0, 1.0))
+    assert not classical_agrees(lines[1:], cores, (1.0, 1.0))  # a line the network sees is missing
+    joined = [{"box": [10, 100, 270, 20]}] + lines[1:]  # the margin note joined to the line beside it
+    core[100:108, 12:52] = True
+    assert not classical_agrees(joined, line_cores(core), (1.0, 1.0))
+    assert not classical_agrees([], cores, (1.0, 1.0))
 
 
 def test_targets_give_each_line_a_core_apart_and_its_region():
