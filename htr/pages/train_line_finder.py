@@ -1,11 +1,11 @@
 """Train the line finder of htr.pages.line_finder on transcribed pages, and export it to ONNX.
 
-    python -m htr.pages.train_line_finder --alto-dir ../shared/data/poilus_alto \\
-        [--gw-pages ../shared/data/gw_pages] --out assets/line_finder
+    python -m htr.pages.train_line_finder --alto-dir ../shared/data/poilus_alto --out assets/line_finder
 
 Pages: an eScriptorium ALTO export's develop part (the documents the find-lines benchmark does not
 measure: it measures every MEASURED_EVERY-th document in sorted order, so those are never trained
-on), and George Washington pages (`<page>.json`, their words joined by line number) when given.
+on), and George Washington pages (`<page>.json`, their words joined by line number) when given,
+for research only: the bundled network (assets/line_finder/) saw Poilus alone, whose licence lets it ship.
 Each transcribed line becomes two targets at the working size: its region (its polygon filled) and
 its core, a band along its baseline from CORE_BAND's share of the line's thickness above it to the
 next (the x-height band, roughly): written across or upright alike, and thin enough that the cores
@@ -222,7 +222,8 @@ def train(pages, out_dir, steps=None, gw_pages=()):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--alto-dir", required=True, help="an eScriptorium ALTO export (page XML beside its JPEG)")
-    parser.add_argument("--gw-pages", help="George Washington pages to train on too (<page>.json, images/)")
+    parser.add_argument("--gw-pages", help="George Washington pages 270-279 to train on too (<page>.json, images/); "
+                        "their licence is non-commercial research: a network trained on them is not for assets/")
     parser.add_argument("--out", required=True, help="folder for line_finder.onnx")
     args = parser.parse_args(argv)
     pages, gw_pages = develop_pages(args.alto_dir), gw_training_pages(args.gw_pages) if args.gw_pages else []
