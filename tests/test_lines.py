@@ -143,8 +143,9 @@ def test_a_line_models_training_batches_hold_images_of_similar_widths():
     assert sum(widest) < 0.6 * sum(unsorted)  # far less padding than random batches
 
 
-def test_read_page_with_a_line_model_reads_every_line_found_whole(random_line_model):
+def test_read_page_with_a_line_model_reads_every_line_found_whole(random_line_model, monkeypatch):
     from htr.pages.compose import box_iou
+    monkeypatch.setattr("htr.pages.line_finder.bundled_line_finder", lambda: None)  # the classical finder's drawn page
     from htr.pages.reading import read_page
     from test_lines_found import as_bgr, scanned_page
     model = ImageToWordModel(random_line_model)
