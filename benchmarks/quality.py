@@ -40,7 +40,8 @@ curve: validation CER against minutes of training, from a model folder's TensorB
 epoch's validation CER, the average over images, and the time it was logged, counted from the start
 of training): what more minutes, or a faster machine, would buy.
 
-find-lines: how well htr.pages.lines.find_text_lines finds the text lines of real scans: recall,
+find-lines: how well read_page's line finder (htr.pages.line_finder.find_page_lines; --finder
+classical: htr.pages.lines.find_text_lines alone, network: the trained one alone) finds the text lines of real scans: recall,
 precision and F1 of the found line boxes against the true ones at IoU >= 0.5 (one-to-one), lines
 found and true, and seconds a page, of the clock and of CPU time (finding only; reading the image
 is not timed). --gw-pages: the
@@ -75,6 +76,7 @@ from mltu.utils.text_utils import edit_distance
 from htr.data.augment import photo_like
 from htr.data.labels_csv import DatasetError, read_labelled_csv
 from htr.images import UnreadableImage, read_image
+from htr.pages.line_finder import BUNDLED, bundled_line_finder, find_lines_with_model, find_page_lines
 from htr.pages.lines import find_text_lines
 from htr.pages.compose import box_iou, compose_page, dataset_lines, matched_boxes, page_text
 from htr.pages.desk import photograph_page
@@ -397,24 +399,37 @@ def page_range(text):
     return pages
 
 
+def line_finder(name):
+    """The function find-lines measures: "page" (what read_page uses), "classical" or "network"."""
+    if name == "classical":
+        return find_text_lines
+    if name == "page":
+        return find_page_lines
+    session = bundled_line_finder()
+    if session is None:
+        sys.exit(f"error: {BUNDLED} is missing; train it with python -m htr.pages.train_line_finder")
+    return lambda image: find_lines_with_model(session, image)
+
+
 def bench_find_lines(args):
     if args.gw_pages:
         numbers = args.page_numbers
         pages, source = gw_pages(args.gw_pages, numbers), f"George Washington pages {numbers[0]}-{numbers[-1]}"
     else:
         pages, source = alto_pages(args.alto_dir, args.part), f"{args.alto_dir} ({args.part} part)"
+    finder = line_finder(args.finder)
     found = true = hits = 0
     seconds = cpu_seconds = 0.0
     for image_path, true_boxes in pages:
         image = read_image(image_path)
         began, cpu_began = time.perf_counter(), time.process_time()
-        lines = find_text_lines(image)
+        lines = finder(image)
         seconds, cpu_seconds = seconds + time.perf_counter() - began, cpu_seconds + time.process_time() - cpu_began
         hits += matched_boxes([line["box"] for line in lines], true_boxes)
         found, true = found + len(lines), true + len(true_boxes)
     precision, recall = hits / max(found, 1), hits / max(true, 1)
     f1 = 2 * precision * recall / max(precision + recall, 1e-9)
-    print(f"find_text_lines on {len(pages)} pages: {source}, {CORES} CPU cores")
+    print(f"{args.finder} line finder on {len(pages)} pages: {source}, {CORES} CPU cores")
     print(f"  line boxes at IoU >= 0.5: recall {recall:.3f}, precision {precision:.3f}, F1 {f1:.3f} "
           f"({found} lines found, {true} true, {hits} matched)")
     print(f"  {seconds / len(pages):.3f} s a page ({cpu_seconds / len(pages):.3f} s of CPU time: other programs on the cores slow the first, not this)")
@@ -499,7 +514,7 @@ def add_real_page_commands(subcommands):
     real.add_argument("--photographed", action="store_true", help="read phone photos of the pages (htr.pages.desk), not the scans")
     real.add_argument("--seed", type=int, default=0, help="of the photos (default %(default)s)")
     real.set_defaults(run=bench_real_pages)
-    find = subcommands.add_parser("find-lines", help="find_text_lines on real scans: line-box recall, precision, F1, s/page")
+    find = subcommands.add_parser("find-lines", help="the line finder on real scans: line-box recall, precision, F1, s/page")
     source = find.add_mutually_exclusive_group(required=True)
     source.add_argument("--gw-pages", metavar="DIR", help="George Washington pages: DIR/<page>.json and DIR/images/<page>.jpg")
     source.add_argument("--alto-dir", metavar="DIR", help="ALTO v4 files (*.xml) beside their scans (*.jpg)")
@@ -507,6 +522,8 @@ def add_real_page_commands(subcommands):
                       help="with --gw-pages: which pages (default 300-304)")
     find.add_argument("--part", choices=["measured", "develop"], default="measured",
                       help="with --alto-dir: every 5th document (measured, the default) or the others")
+    find.add_argument("--finder", choices=["page", "classical", "network"], default="page",
+                      help="read_page's (default), the classical one alone or the trained network alone")
     find.set_defaults(run=bench_find_lines)
     flatten = subcommands.add_parser("flatten", help="flatten_photo on photographed page scans: corner error, word-box IoU, s/page")
     flatten.add_argument("--gw-pages", required=True, metavar="DIR", help="page scans: images/<page>.jpg and <page>.json (words with box)")

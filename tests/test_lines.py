@@ -129,8 +129,9 @@ def test_the_line_models_input_is_the_line_scaled_to_its_height(random_line_mode
     assert prepared.shape[1] < 1500 * 48 / 120  # cut to the ink at the left and right first
 
 
-def test_read_page_with_a_line_model_reads_every_line_found_whole(random_line_model):
+def test_read_page_with_a_line_model_reads_every_line_found_whole(random_line_model, monkeypatch):
     from htr.pages.compose import box_iou
+    monkeypatch.setattr("htr.pages.line_finder.bundled_line_finder", lambda: None)  # the classical finder's drawn page
     from htr.pages.reading import read_page
     from test_lines_found import as_bgr, scanned_page
     model = ImageToWordModel(random_line_model)

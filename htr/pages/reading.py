@@ -1,12 +1,12 @@
 """read_page: a word, a line or a whole page -> its words (box, text, confidence), lines and text.
-With a line model (one whose input width follows the image), htr.pages.lines finds the page's lines and
+With a line model (one whose input width follows the image), htr.pages.line_finder finds the page's lines and
 the model reads each whole, its words and their boxes coming from the reading's alignment; with a word
 model, htr.pages.segmentation finds the words and the model reads them in batches."""
 import cv2
 import numpy as np
 
 from htr.images import UnreadableImage
-from htr.pages.lines import find_text_lines
+from htr.pages.line_finder import find_page_lines
 from htr.pages.photo import flatten_photo, to_photo_box, to_photo_points
 from htr.pages.segmentation import Word, find_words, reading_images
 from htr.preprocess import ink_darkness
@@ -62,13 +62,13 @@ def read_words_of_page(model, image):
 
 
 def read_lines_of_page(model, image):
-    """A line model's reading of a page: every line htr.pages.lines finds, cut as a rectangle around
+    """A line model's reading of a page: every line htr.pages.line_finder finds, cut as a rectangle around
     it (LINE_MARGIN, MARGIN_ABOVE, MARGIN_BELOW), is read whole (ImageToWordModel.read_lines); each
     word's box is the ink, within the line's own rows, of the columns the alignment gives it. A line
     read as nothing is left out (a speck or a stamp the line finder took for writing). Lines keep
     their polygon and baseline. An image shaped like a line is also read whole, as one line, and the
     surer reading (per character) kept."""
-    found = find_text_lines(image)
+    found = find_page_lines(image)
     height, width = image.shape[:2]
     cuts = [line_cut(line["box"], found, width, height) for line in found]
     if width >= LINE_SHAPE * height and len(found) <= 1:  # one line, cut by hand: read it whole
