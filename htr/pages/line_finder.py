@@ -22,17 +22,19 @@ network.
 """
 import functools
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 
+from htr import ASSETS_DIR
 from htr.pages.lines import find_text_lines
 
 WORKING_SIZE = 640  # pixels on the page's long side the network sees (a line is about 20 px tall there)
 STRIDE = 16  # the network halves the page four times: its input is padded to a multiple of this
 CORE_LEVEL, REGION_LEVEL = 0.5, 0.5  # a pixel is core or region where the network is at least this sure
 SMALLEST_CORE = 0.2  # a piece of core smaller than this share of the page's median one is a speck
-BUNDLED = os.path.join(os.path.dirname(__file__), "..", "..", "assets", "line_finder", "line_finder.onnx")
+BUNDLED = os.path.join(ASSETS_DIR, "line_finder", "line_finder.onnx")
 ONE_CORE_EACH, CORES_HELD = 0.9, 0.96  # classical_agrees: shares of classical lines and of core pixels
 
 
@@ -49,14 +51,18 @@ def find_page_lines(image):
     than the network (F1 0.991 against 0.964 on GW 300-304). The network knows which writing is
     transcribed and finds margin notes and upright lines apart (Poilus, unseen writers: F1 0.932
     against 0.668). So where the classical lines tell the network's story (classical_agrees) they
-    are taken, else the network's."""
-    classical = find_text_lines(image)
+    are taken, else the network's. The classical finder runs in a second thread while the network
+    runs (OpenCV, NumPy and onnxruntime let go of Python's lock), so the page costs about the time of
+    the slower of the two."""
     session = bundled_line_finder()
     if session is None:
-        return classical
-    gray, scale = working_page(image)
-    core, region = line_maps(session, gray)
-    cores = line_cores(core >= CORE_LEVEL)
+        return find_text_lines(image)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        classical = pool.submit(find_text_lines, image)
+        gray, scale = working_page(image)
+        core, region = line_maps(session, gray)
+        cores = line_cores(core >= CORE_LEVEL)
+        classical = classical.result()
     if classical_agrees(classical, cores, scale):
         return classical
     return lines_from_maps(cores, region >= REGION_LEVEL, scale)
