@@ -196,11 +196,9 @@ def train(pages, out_dir, steps=None, gw_pages=()):
     """Trains the network on `pages` and `gw_pages` (load_pages'; SETTINGS' gw_share of the crops
     from the second) and exports it to out_dir/line_finder.onnx."""
     import keras
-    import tensorflow as tf
 
     from htr.export import export_onnx
 
-    tf.config.threading.set_intra_op_parallelism_threads(2)
     keras.utils.set_random_seed(SETTINGS["seed"])
     rng = np.random.default_rng(SETTINGS["seed"])
     steps = steps or SETTINGS["steps"]
