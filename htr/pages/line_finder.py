@@ -1,7 +1,7 @@
 """Find the text lines of a page with a small trained network (onnxruntime and OpenCV alone).
 
     from htr.pages.line_finder import load_line_finder, find_lines_with_model
-    session = load_line_finder("assets/line_finder/line_finder.onnx")
+    session = load_line_finder("assets/starting_model/line_finder.onnx")
     lines = find_lines_with_model(session, bgr_image)   # [{"box", "polygon", "baseline"}, ...]
 
 The network (htr.pages.train_line_finder trains it) sees the page grey, shrunk to WORKING_SIZE
@@ -17,8 +17,8 @@ transcriptions which writing is a line to read: a letterhead, a stamp or a clerk
 never transcribed is not marked, which the classical finder (htr.pages.lines) cannot know.
 
 find_page_lines is what read_page uses: the network's lines, or the classical finder's where the
-two agree (classical_agrees), or the classical finder's alone when assets/line_finder/ has no
-network.
+two agree (classical_agrees), or the classical finder's alone when assets/starting_model/ has no
+line_finder.onnx.
 """
 import functools
 import os
@@ -34,13 +34,13 @@ WORKING_SIZE = 640  # pixels on the page's long side the network sees (a line is
 STRIDE = 16  # the network halves the page four times: its input is padded to a multiple of this
 CORE_LEVEL, REGION_LEVEL = 0.5, 0.5  # a pixel is core or region where the network is at least this sure
 SMALLEST_CORE = 0.2  # a piece of core smaller than this share of the page's median one is a speck
-BUNDLED = os.path.join(ASSETS_DIR, "line_finder", "line_finder.onnx")
+BUNDLED = os.path.join(ASSETS_DIR, "starting_model", "line_finder.onnx")  # shipped with the starting model
 ONE_CORE_EACH, CORES_HELD = 0.9, 0.96  # classical_agrees: shares of classical lines and of core pixels
 
 
 @functools.lru_cache(maxsize=1)
 def bundled_line_finder():
-    """The session of assets/line_finder/line_finder.onnx, loaded once; None where it is not there."""
+    """The session of assets/starting_model/line_finder.onnx, loaded once; None where it is not there."""
     return load_line_finder(BUNDLED) if os.path.isfile(BUNDLED) else None
 
 

@@ -1,11 +1,12 @@
 """Train the line finder of htr.pages.line_finder on transcribed pages, and export it to ONNX.
 
-    python -m htr.pages.train_line_finder --alto-dir ../shared/data/poilus_alto --out assets/line_finder
+    python -m htr.pages.train_line_finder --alto-dir ../shared/data/poilus_alto --out assets/starting_model
 
 Pages: an eScriptorium ALTO export's develop part (the documents the find-lines benchmark does not
 measure: it measures every MEASURED_EVERY-th document in sorted order, so those are never trained
 on), and George Washington pages (`<page>.json`, their words joined by line number) when given,
-for research only: the bundled network (assets/line_finder/) saw Poilus alone, whose licence lets it ship.
+for research only: the bundled network (assets/starting_model/line_finder.onnx) saw Poilus alone,
+whose licence lets it ship.
 Each transcribed line becomes two targets at the working size: its region (its polygon filled) and
 its core, a band along its baseline from CORE_BAND's share of the line's thickness above it to the
 next (the x-height band, roughly): written across or upright alike, and thin enough that the cores
