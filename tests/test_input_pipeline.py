@@ -115,3 +115,18 @@ def test_train_on_a_demo_set_of_n_words_with_two_workers(tmp_path):
     assert len(words) == 64
     assert "Data pipeline: 2 worker processes; 64 images decoded into memory" in result.stdout
     assert (model_dir / "model.onnx").is_file()
+
+
+def test_lines_and_words_are_batched_apart():
+    """Each full batch holds lines or words, not both (a word would be padded to a line's width)."""
+    from htr.data.pipeline import one_kind_per_batch
+    is_line = np.array([True] * 13 + [False] * 20)
+    order = one_kind_per_batch(np.random.default_rng(0).permutation(33), is_line, 8, np.random.default_rng(1))
+    assert sorted(order) == list(range(33))
+    batches = [order[i:i + 8] for i in range(0, 33, 8)]
+    assert len(batches) == 5  # as many as without the grouping: the last one short
+    assert all(len(set(is_line[batch])) == 1 for batch in batches[:3])
+    assert sorted(is_line[batch].sum() for batch in batches[:3]) == [0, 0, 8]
+    words_only = np.zeros(33, dtype=bool)
+    same = np.random.default_rng(0).permutation(33)
+    np.testing.assert_array_equal(one_kind_per_batch(same, words_only, 8, np.random.default_rng(1)), same)
