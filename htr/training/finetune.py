@@ -41,6 +41,9 @@ def finetune_configs(path):
     """The new run's configs: the starting model's, configs.FINETUNE on top, a new model folder."""
     configs = starting_configs(path)
     configs.__dict__.update(FINETUNE)
+    if getattr(configs, "train_samples", None):
+        # Its number of epochs was worked out for its own data (configs.py): the new data gets its own.
+        configs.train_epochs = None
     configs.init_from = os.path.abspath(path)
     configs.model_path = ModelConfigs().model_path  # a new folder, never the starting model's
     return configs
