@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from htr.pages.compose import matched_boxes
-from htr.pages.line_finder import (classical_agrees, find_lines_with_model, line_cores, lines_from_maps,
+from htr.pages.line_finder import (classical_agrees, find_lines_with_model, line_cores, lines_from_maps, lines_missed,
                                    load_line_finder)
 from htr.pages.train_line_finder import SETTINGS, load_pages, targets, train
 
@@ -58,6 +58,17 @@ def test_classical_lines_agree_where_each_holds_one_core_and_they_hold_the_cores
     core[100:108, 12:52] = True
     assert not classical_agrees(joined, line_cores(core), (1.0, 1.0))
     assert not classical_agrees([], cores, (1.0, 1.0))
+
+
+def test_the_network_adds_only_the_lines_the_classical_finder_missed():
+    across = [{"box": [60, top, 220, 20]} for top in (100, 120, 140, 160)]
+    note = {"box": [10, 150, 20, 200]}  # upright in the margin: no classical line near it
+    network = [{"box": [62, 101, 215, 19]},  # the first line again (IoU >= 0.5)
+               {"box": [60, 120, 220, 40]},  # the second and third joined: it holds both
+               {"box": [20, 150, 280, 50]},  # a loose box around the fourth (IoU 0.31): it holds it
+               note]
+    assert lines_missed(network, across) == [note]
+    assert lines_missed(network, []) == network
 
 
 def test_targets_give_each_line_a_core_apart_and_its_region():

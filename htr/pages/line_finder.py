@@ -17,8 +17,8 @@ transcriptions which writing is a line to read: a letterhead, a stamp or a clerk
 never transcribed is not marked, which the classical finder (htr.pages.lines) cannot know.
 
 find_page_lines is what read_page uses: the network's lines, or the classical finder's where the
-two agree (classical_agrees), or the classical finder's alone when assets/starting_model/ has no
-line_finder.onnx.
+two agree (classical_agrees) with the network's lines it missed, or the classical finder's alone
+when assets/starting_model/ has no line_finder.onnx.
 """
 import functools
 import os
@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from htr import ASSETS_DIR
+from htr.pages.compose import box_iou
 from htr.pages.lines import find_text_lines
 
 WORKING_SIZE = 640  # pixels on the page's long side the network sees (a line is about 20 px tall there)
@@ -51,7 +52,7 @@ def find_page_lines(image):
     than the network (F1 0.991 against 0.964 on GW 300-304). The network knows which writing is
     transcribed and finds margin notes and upright lines apart (Poilus, unseen writers: F1 0.932
     against 0.668). So where the classical lines tell the network's story (classical_agrees) they
-    are taken, else the network's. The classical finder runs in a second thread while the network
+    are taken, with the network's lines they miss (lines_missed), else the network's. The classical finder runs in a second thread while the network
     runs (OpenCV, NumPy and onnxruntime let go of Python's lock), so the page costs about the time of
     the slower of the two."""
     session = bundled_line_finder()
@@ -63,9 +64,35 @@ def find_page_lines(image):
         core, region = line_maps(session, gray)
         cores = line_cores(core >= CORE_LEVEL)
         classical = classical.result()
+    network = lines_from_maps(cores, region >= REGION_LEVEL, scale)
     if classical_agrees(classical, cores, scale):
+        for line in lines_missed(network, classical):  # each in its place, the classical order kept
+            classical.insert(next((i for i, other in enumerate(classical) if top_to_bottom(other) > top_to_bottom(line)),
+                                  len(classical)), line)
         return classical
-    return lines_from_maps(cores, region >= REGION_LEVEL, scale)
+    return network
+
+
+def lines_missed(network, classical):
+    """The network's lines the classical finder has no line for: none matches it (IoU >= 0.5) and
+    none lies mostly within it. On a page where the two agree, they are what the classical finder
+    missed (a short line in a margin, faint writing); a network line that joins two classical lines
+    holds them both, and stays out."""
+    return [line for line in network
+            if not any(box_iou(line["box"], other["box"]) >= 0.5 or share_inside(other["box"], line["box"]) >= 0.5
+                       for other in classical)]
+
+
+def share_inside(inner, outer):
+    """The share of box `inner`'s area that lies within box `outer` (boxes [x, y, w, h])."""
+    width = min(inner[0] + inner[2], outer[0] + outer[2]) - max(inner[0], outer[0])
+    height = min(inner[1] + inner[3], outer[1] + outer[3]) - max(inner[1], outer[1])
+    return max(0, width) * max(0, height) / max(inner[2] * inner[3], 1)
+
+
+def top_to_bottom(line):
+    """The order lines are read in: by the height of their middle, then from the left."""
+    return line["box"][1] + line["box"][3] / 2, line["box"][0]
 
 
 def classical_agrees(lines, cores, scale):
@@ -157,7 +184,7 @@ def lines_from_maps(cores, region, scale):
         line = describe_line(attached(owner == label, cores & (nearest == label)), cores & (nearest == label), scale)
         if line is not None:
             lines.append(line)
-    return sorted(lines, key=lambda line: (line["box"][1] + line["box"][3] / 2, line["box"][0]))
+    return sorted(lines, key=top_to_bottom)
 
 
 def attached(mask, core):
