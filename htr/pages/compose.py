@@ -144,10 +144,15 @@ def photograph(ink, rules, rng, jpeg_quality):
     return page
 
 
-def box_iou(a, b):
+def box_overlap(a, b):
+    """The area two boxes [x, y, w, h] share."""
     width = min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0])
     height = min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1])
-    overlap = max(0, width) * max(0, height)
+    return max(0, width) * max(0, height)
+
+
+def box_iou(a, b):
+    overlap = box_overlap(a, b)
     return overlap / (a[2] * a[3] + b[2] * b[3] - overlap)
 
 

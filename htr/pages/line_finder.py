@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 
 from htr import ASSETS_DIR
-from htr.pages.compose import box_iou
+from htr.pages.compose import box_iou, box_overlap
 from htr.pages.lines import find_text_lines
 
 WORKING_SIZE = 640  # pixels on the page's long side the network sees (a line is about 20 px tall there)
@@ -52,9 +52,9 @@ def find_page_lines(image):
     than the network (F1 0.991 against 0.964 on GW 300-304). The network knows which writing is
     transcribed and finds margin notes and upright lines apart (Poilus, unseen writers: F1 0.932
     against 0.668). So where the classical lines tell the network's story (classical_agrees) they
-    are taken, with the network's lines they miss (lines_missed), else the network's. The classical finder runs in a second thread while the network
-    runs (OpenCV, NumPy and onnxruntime let go of Python's lock), so the page costs about the time of
-    the slower of the two."""
+    are taken, with the network's lines they miss (lines_missed), else the network's. The classical
+    finder runs in a second thread while the network runs (OpenCV, NumPy and onnxruntime let go of
+    Python's lock), so the page costs about the time of the slower of the two."""
     session = bundled_line_finder()
     if session is None:
         return find_text_lines(image)
@@ -79,15 +79,9 @@ def lines_missed(network, classical):
     missed (a short line in a margin, faint writing); a network line that joins two classical lines
     holds them both, and stays out."""
     return [line for line in network
-            if not any(box_iou(line["box"], other["box"]) >= 0.5 or share_inside(other["box"], line["box"]) >= 0.5
+            if not any(box_iou(line["box"], other["box"]) >= 0.5
+                       or box_overlap(line["box"], other["box"]) >= 0.5 * max(other["box"][2] * other["box"][3], 1)
                        for other in classical)]
-
-
-def share_inside(inner, outer):
-    """The share of box `inner`'s area that lies within box `outer` (boxes [x, y, w, h])."""
-    width = min(inner[0] + inner[2], outer[0] + outer[2]) - max(inner[0], outer[0])
-    height = min(inner[1] + inner[3], outer[1] + outer[3]) - max(inner[1], outer[1])
-    return max(0, width) * max(0, height) / max(inner[2] * inner[3], 1)
 
 
 def top_to_bottom(line):
