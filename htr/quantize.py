@@ -8,9 +8,11 @@ import numpy as np
 from htr.data.labels_csv import read_labelled_csv
 from htr.files import replacing
 from htr.images import UnreadableImage, read_image
+from htr.preprocess import stack_padded
 from htr.recognizer import ImageToWordModel, ModelFileError
 
-CALIBRATION_IMAGES = 256  # --quantize measures the network's value ranges on this many images
+CALIBRATION_IMAGES = 256  # --quantize measures the network's value ranges on this many images,
+CALIBRATION_LINES = 64  # or lines: a line holds about as many pixels as ten words
 CALIBRATION_BATCH = 32
 
 
@@ -32,20 +34,29 @@ def quantize_model(model_path):
 
 
 def calibration_images(model):
-    """The first CALIBRATION_IMAGES readable images of the model folder's train.csv, prepared for the model."""
+    """The first CALIBRATION_IMAGES readable images of the model folder's train.csv, prepared for the
+    model; for a line model (its width follows each image), the first CALIBRATION_LINES, made one width
+    (same_width)."""
     train_csv = os.path.join(os.path.dirname(model.model_path), "train.csv")
     if not os.path.isfile(train_csv):
         raise ModelFileError(f"--quantize calibrates on the training images listed in {train_csv}, which is missing; "
                              "keep train.py's train.csv beside the model")
     images = []
-    for path, _ in read_labelled_csv(train_csv)[:CALIBRATION_IMAGES]:
+    for path, _ in read_labelled_csv(train_csv)[:CALIBRATION_IMAGES if model.width else CALIBRATION_LINES]:
         try:
             images.append(model.resize(read_image(path)))
         except UnreadableImage:
             pass
     if not images:
         raise ModelFileError(f"none of the images listed in {train_csv} can be read: nothing to calibrate on")
-    return images
+    return images if model.width else same_width(images)
+
+
+def same_width(images):
+    """Prepared line images, each padded with paper on the right or cut there to their median width:
+    onnxruntime's calibration stacks every layer's outputs over all batches, so they must be of one size."""
+    width = int(np.median([image.shape[1] for image in images]))
+    return list(stack_padded([image[:, :width] for image in images]))
 
 
 def quantized_onnx(model, images):
@@ -66,7 +77,9 @@ def quantized_onnx(model, images):
     try:
         with tempfile.TemporaryDirectory() as folder:
             folded, static = os.path.join(folder, "folded.onnx"), os.path.join(folder, "static.onnx")
-            quant_pre_process(model.model_path, folded)
+            # auto_merge: a line model's width is a free dimension, which the symbolic shape inference
+            # otherwise gives up on ("Incomplete symbolic shape inference").
+            quant_pre_process(model.model_path, folded, auto_merge=True)
             quantize_static(folded, static, calibration_reader(model.input_names[0], images), quant_format=QuantFormat.QOperator,
                             per_channel=True, op_types_to_quantize=["Conv", "LeakyRelu", "Add"],
                             calibrate_method=CalibrationMethod.Percentile, extra_options={"CalibPercentile": 99.99},

@@ -90,10 +90,17 @@ def test_a_tiny_line_model_trains_on_demo_lines_and_inference_reads_them(demo_li
         lexicon = f.read().split("\n")
     assert lexicon and not any(" " in word for word in lexicon)  # the lines' words, applied word by word
 
-    for flags in ([], ["--decoder", "beam"], ["--lexicon", os.path.join(model_dir, "lexicon.txt")]):
+    for flags in ([], ["--decoder", "beam"], ["--lexicon", os.path.join(model_dir, "lexicon.txt")], ["--quantize"]):
         read = run_script("inferenceModel.py", "--model", model_dir, *flags)
         assert read.returncode == 0, read.stderr[-2000:]
         assert "Corpus CER:" in read.stdout and "WER:" in read.stdout
+    # The int8 copy (calibrated on lines made one width) reads lines of any width as the float model does.
+    float_model, int8_model = ImageToWordModel(model_dir), ImageToWordModel(os.path.join(model_dir, "model.int8.onnx"))
+    images = [float_model.resize(read_image(path)) for path, _ in line_images(demo_lines)[:16]]
+    assert len({image.shape[1] for image in images}) > 1
+    steps = [(float_model.probabilities(image[np.newaxis]).argmax(-1), int8_model.probabilities(image[np.newaxis]).argmax(-1))
+             for image in images]
+    assert np.mean(np.concatenate([a == b for a, b in steps], axis=None)) >= 0.9
     curve = run_script("benchmarks.quality", "curve", "--model", model_dir)
     assert curve.returncode == 0, curve.stderr[-2000:]
     rows = [line.split("|")[1:4] for line in curve.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
