@@ -3,6 +3,8 @@
 draw_preview makes the grid; write_preview saves it as a PNG (inferenceModel.py --preview), and
 htr.training.callbacks.ValidationPreview puts it into TensorBoard every epoch during training.
 """
+import unicodedata
+
 import cv2
 import numpy as np
 
@@ -40,9 +42,18 @@ def draw_preview(images, labels, predictions):
     return grid
 
 
+QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '"', "”": '"', "„": '"'})
+
+
+def drawable_text(text):
+    """The text as OpenCV's built-in font can draw it, ASCII only: accents dropped ("é" -> "e", so a
+    French reading stays legible), curly quotes made straight, any other character "?"."""
+    text = unicodedata.normalize("NFKD", text.translate(QUOTES))
+    return "".join(c if " " <= c <= "~" else "?" for c in text if not unicodedata.combining(c))
+
+
 def put_text(grid, text, left, baseline, color):
-    # OpenCV's built-in font has ASCII only: other characters show as "?".
-    text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    text = drawable_text(text)
     cv2.putText(grid, text, (left + 6, baseline), cv2.FONT_HERSHEY_SIMPLEX, 0.5, color, 1, cv2.LINE_AA)
 
 

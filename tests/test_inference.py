@@ -14,7 +14,7 @@ from conftest import run_script
 from htr.images import decode_image, read_image
 from htr.quantize import quantize_model
 from htr.recognizer import ImageToWordModel, predict_files
-from htr.preview import CELL, COLUMNS, write_preview
+from htr.preview import CELL, COLUMNS, drawable_text, write_preview
 
 
 @pytest.fixture
@@ -69,6 +69,11 @@ def test_the_preview_grid_has_a_cell_per_image(tmp_path):
     write_preview(path, images, ["a", "b", "c", "d", None], ["a", "x", "c", "", "e"])
     assert cv2.imread(path).shape == (2 * CELL[1], COLUMNS * CELL[0], 3)
     assert os.listdir(tmp_path) == ["preview.png"]
+
+
+def test_french_readings_are_drawn_legibly_in_opencvs_ascii_font():
+    assert drawable_text("r\u00e9duction \u00e0 l\u2019usufruit, \u201cAo\u00fbt\u201d") == "reduction a l'usufruit, \"Aout\""
+    assert drawable_text("e\u0301t\u00e9 \u00df \u20ac") == "ete ? ?"
 
 
 @pytest.mark.slow

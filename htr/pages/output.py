@@ -7,6 +7,7 @@ import cv2
 import numpy as np
 
 from htr.pages.xml_output import page_alto, page_pagexml
+from htr.preview import drawable_text
 
 PAGE_FORMATS = {"json": ".json", "alto": ".xml", "page": ".xml"}  # inferenceModel.py --format: the file each writes
 
@@ -43,7 +44,7 @@ def draw_page(image, result):
         x, y, w, h = word["box"]
         colour = (0, 150, 0) if word["confidence"] >= 0.8 else (0, 140, 255) if word["confidence"] >= 0.5 else (0, 0, 220)
         cv2.rectangle(page, (x, y), (x + w - 1, y + h - 1), colour, thickness)
-        text = "".join(c if " " <= c <= "~" else "?" for c in word["text"]) or "?"  # OpenCV's font has ASCII only
+        text = drawable_text(word["text"]) or "?"
         (text_w, text_h), below = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(0, y - text_h - below - 2)
         cv2.rectangle(page, (x, top), (x + text_w + 4, top + text_h + below + 2), (255, 255, 255), cv2.FILLED)
