@@ -4,7 +4,7 @@
     python -m benchmarks.quality budget --minutes M --data-dir DIR [--variant "NAME: FLAGS" ...]
     python -m benchmarks.quality pages --model DIR --data-dir DIR [--pages N] [--lines N] [--seed S] [--line-pitch UNITS]
     python -m benchmarks.quality lines --model DIR --csv FILE [--decoder greedy|beam] [--lexicon FILE]
-    python -m benchmarks.quality real-pages --model DIR --gw-pages DIR [--pages 300-304] [--gw-lines DIR]
+    python -m benchmarks.quality real-pages --model DIR (--gw-pages DIR [--pages 300-304] [--gw-lines DIR] | --alto-dir DIR)
     python -m benchmarks.quality curve --model DIR
     python -m benchmarks.quality find-lines (--gw-pages DIR [--pages 300-304] | --alto-dir DIR [--part measured|develop])
     python -m benchmarks.quality flatten --gw-pages DIR [--pages 300-304] [--seed S] [--paper-margin SHARE]
@@ -35,7 +35,9 @@ real-pages: read_page on real page scans (or, --photographed, phone photos of th
 text): lines found (precision, recall, F1 at IoU >= 0.5 against each true line's box, the box of its
 words), word boxes (the same against each word's ink box), page CER (whitespace normalised) beside the
 same model's CER on the same pages' lines cropped by hand (gw_lines, when given), and pages per second
-of read_page (one pass).
+of read_page (one pass). --alto-dir: an export's pages (ALTO v4 or PAGE XML beside the scans, a line's
+box and text its truth) of the documents train.py --data-dir would validate on, writers a model trained
+on the export never saw; lines found and page CER only (an export has no word boxes to measure against).
 curve: validation CER against minutes of training, from a model folder's TensorBoard logs (each
 epoch's validation CER, the average over images, and the time it was logged, counted from the start
 of training): what more minutes, or a faster machine, would buy.
@@ -75,6 +77,7 @@ from mltu.utils.text_utils import edit_distance
 
 from htr.data.augment import photo_like
 from htr.data.labels_csv import DatasetError, read_labelled_csv
+from htr.data.xml_pages import XmlError, document_of, find_page_image, page_image, read_xml_page, split_by_document, xml_files
 from htr.images import UnreadableImage, read_image
 from htr.pages.line_finder import BUNDLED, bundled_line_finder, find_lines_with_model, find_page_lines
 from htr.pages.lines import find_text_lines
@@ -270,46 +273,80 @@ def on_photo(boxes, homography):
     return [[*low, *(high - low)] for low, high in zip(photo.min(axis=1), photo.max(axis=1))]
 
 
+def gw_page_truth(args):
+    """(name, image, {line: (box, its words' texts)}, word boxes) of each George Washington page asked for."""
+    for page in args.page_numbers:
+        with open(os.path.join(args.gw_pages, f"{page}.json"), encoding="utf-8") as f:
+            words = json.load(f)["words"]
+        yield str(page), read_image(os.path.join(args.gw_pages, "images", f"{page}.jpg")), true_lines(words), [w["box"] for w in words]
+
+
+def export_page_truth(args):
+    """The same for the pages of an export's validation documents, as train.py --data-dir splits it
+    (split_by_document, --split-seed): writers a model trained on the rest never saw. No word boxes."""
+    pages = {}
+    for path in xml_files(args.alto_dir):
+        try:
+            pages[path] = read_xml_page(path)
+        except XmlError as e:
+            if e.reason != "not ALTO or PAGE XML":  # METS and the like are skipped, as train.py does
+                sys.exit(f"error: {path}: {e}; benchmark on a folder of ALTO or PAGE XML files")
+    rows = [(path, line["text"], document_of(os.path.relpath(path, args.alto_dir)))
+            for path, page in pages.items() for line in page["lines"] if line["text"]]
+    for path in sorted({path for path, _ in split_by_document(rows, args.split_seed)["val"]}):
+        page = pages[path]
+        try:
+            image, x_scale, y_scale, _ = page_image(find_page_image(path, page["image_name"]), page["size"])
+        except XmlError as e:
+            sys.exit(f"error: {path}: {e}")
+        lines = {n: ([line["box"][0] * x_scale, line["box"][1] * y_scale, line["box"][2] * x_scale, line["box"][3] * y_scale],
+                     line["text"].split()) for n, line in enumerate(page["lines"]) if line["text"] and line["box"]}
+        yield os.path.relpath(path, args.alto_dir), image, lines, None
+
+
 def bench_real_pages(args):
+    if args.alto_dir and args.gw_lines:
+        sys.exit("error: --gw-lines are George Washington lines; give them with --gw-pages, not --alto-dir")
     model = ImageToWordModel(args.model)
     rng = np.random.default_rng(args.seed)
     counts = np.zeros(7, int)  # lines matched, found, true; words matched, found, true; page characters
     page_edits = cropped_edits = 0
     seconds = 0.0
-    for page in args.page_numbers:
-        with open(os.path.join(args.gw_pages, f"{page}.json"), encoding="utf-8") as f:
-            words = json.load(f)["words"]
-        image = read_image(os.path.join(args.gw_pages, "images", f"{page}.jpg"))
-        lines = true_lines(words)
-        line_boxes, word_boxes = [box for box, _ in lines.values()], [word["box"] for word in words]
+    names = []
+    for name, image, lines, word_boxes in (export_page_truth(args) if args.alto_dir else gw_page_truth(args)):
+        names.append(name)
+        line_boxes = [box for box, _ in lines.values()]
         if args.photographed:  # on a sheet of its paper (a scan's edges are scanner borders), photographed
-            image, moved = on_paper(image, [{"box": box} for box in line_boxes + word_boxes], PAPER_MARGIN)
+            image, moved = on_paper(image, [{"box": box} for box in line_boxes + (word_boxes or [])], PAPER_MARGIN)
             image, homography = photograph_page(image, rng)
             moved = on_photo([item["box"] for item in moved], homography)
-            line_boxes, word_boxes = moved[:len(line_boxes)], moved[len(line_boxes):]
+            line_boxes, word_boxes = moved[:len(line_boxes)], word_boxes and moved[len(line_boxes):]
         began = time.perf_counter()
         result = read_page(model, image)
         seconds += time.perf_counter() - began
         counts[:3] += [matched_boxes([line["box"] for line in result["lines"]], line_boxes), len(result["lines"]), len(lines)]
-        counts[3:6] += [matched_boxes([word["box"] for word in result["words"]], word_boxes), len(result["words"]), len(words)]
+        if word_boxes:
+            counts[3:6] += [matched_boxes([word["box"] for word in result["words"]], word_boxes), len(result["words"]), len(word_boxes)]
         truth_text = page_text([texts for _, texts in lines.values()])
         counts[6] += len(truth_text)
-        page_edits += edit_distance(list(page_text([line["text"].split() for line in result["lines"]])), list(truth_text))
+        edits = edit_distance(list(page_text([line["text"].split() for line in result["lines"]])), list(truth_text))
+        page_edits += edits
+        print(f"  {name}: {len(result['lines'])} lines found, {len(lines)} true, page CER {edits / max(len(truth_text), 1):.2%}")
         if args.gw_lines:
-            paths = [os.path.join(args.gw_lines, "images", f"{page}-{number:02d}.jpg") for number in lines]
+            paths = [os.path.join(args.gw_lines, "images", f"{name}-{number:02d}.jpg") for number in lines]
             cropped = predict_files(model, paths, BATCH_SIZE)[0]
             cropped_edits += edit_distance(list(page_text([(text or "").split() for text in cropped])), list(truth_text))
-    pages = args.page_numbers
-    print(f"Model {model.model_path}: pages {pages[0]}-{pages[-1]} of {args.gw_pages}"
-          f"{f', photographed (seed {args.seed})' if args.photographed else ''}, {CORES} CPU cores")
+    source = f"{len(names)} validation pages of {args.alto_dir}" if args.alto_dir else f"pages {names[0]}-{names[-1]} of {args.gw_pages}"
+    print(f"Model {model.model_path}: {source}{f', photographed (seed {args.seed})' if args.photographed else ''}, {CORES} CPU cores")
     print("  lines found at IoU >= 0.5: precision {:.3f}, recall {:.3f}, F1 {:.3f}".format(*f1(*counts[:3])),
           f"({counts[0]} of {counts[2]} true lines, {counts[1]} found)")
-    print("  word boxes at IoU >= 0.5: precision {:.3f}, recall {:.3f}, F1 {:.3f}".format(*f1(*counts[3:6])),
-          f"({counts[3]} of {counts[5]} true words, {counts[4]} found)")
+    if counts[5]:
+        print("  word boxes at IoU >= 0.5: precision {:.3f}, recall {:.3f}, F1 {:.3f}".format(*f1(*counts[3:6])),
+              f"({counts[3]} of {counts[5]} true words, {counts[4]} found)")
     cropped = f" against {cropped_edits / counts[6]:.2%} for the same lines cropped by hand " \
               f"({100 * (page_edits - cropped_edits) / counts[6]:+.2f} points)" if args.gw_lines else ""
     print(f"  page CER {page_edits / counts[6]:.2%}{cropped}")
-    print(f"  {len(pages) / seconds:.2f} pages/s")
+    print(f"  {len(names) / seconds:.2f} pages/s")
 
 
 def bench_curve(args):
@@ -507,12 +544,17 @@ def add_real_page_commands(subcommands):
     """The subcommands on real page scans: real-pages, find-lines, flatten."""
     real = subcommands.add_parser("real-pages", help="read_page on real scans: lines and word boxes found, page CER, pages/s")
     real.add_argument("--model", required=True, help="a .onnx file or a model folder")
-    real.add_argument("--gw-pages", required=True, help="page scans with truth: images/<page>.jpg beside <page>.json")
+    pages = real.add_mutually_exclusive_group(required=True)
+    pages.add_argument("--gw-pages", help="page scans with truth: images/<page>.jpg beside <page>.json")
+    pages.add_argument("--alto-dir", metavar="DIR", help="an export (ALTO or PAGE XML beside the images): the pages "
+                       "of the documents train.py --data-dir DIR validates on (--split-seed)")
     real.add_argument("--pages", dest="page_numbers", type=page_range, default=page_range("300-304"), metavar="FIRST-LAST",
-                      help="which pages (default 300-304)")
-    real.add_argument("--gw-lines", help="the same pages' lines cropped by hand, images/<page>-<line>.jpg, to compare with")
+                      help="with --gw-pages: which pages (default 300-304)")
+    real.add_argument("--gw-lines", help="with --gw-pages: the same pages' lines cropped by hand, images/<page>-<line>.jpg, to compare with")
     real.add_argument("--photographed", action="store_true", help="read phone photos of the pages (htr.pages.desk), not the scans")
     real.add_argument("--seed", type=int, default=0, help="of the photos (default %(default)s)")
+    real.add_argument("--split-seed", type=int, default=42, metavar="SEED",
+                      help="with --alto-dir: the --seed the model's train.py run split by (default %(default)s)")
     real.set_defaults(run=bench_real_pages)
     find = subcommands.add_parser("find-lines", help="the line finder on real scans: line-box recall, precision, F1, s/page")
     source = find.add_mutually_exclusive_group(required=True)

@@ -4,12 +4,13 @@ app.py read with when there is no Models/; and a model train.py --init-from can 
 import csv
 import json
 import os
+import re
 
 import numpy as np
 import onnx
 import pytest
 
-from conftest import run_script
+from conftest import REPO, run_script
 from htr.recognizer import STARTING_MODEL_DIR, ImageToWordModel, newest_model_dir
 
 
@@ -55,3 +56,17 @@ def test_train_can_start_from_the_starting_model_and_its_vocabulary_grows(tmp_pa
     assert "Training for 2778 epochs" in result.stdout
     metadata = {p.key: json.loads(p.value) for p in onnx.load(str(tmp_path / "tuned" / "model.onnx")).metadata_props}
     assert metadata["width"] is None and metadata["vocab"] == ImageToWordModel(STARTING_MODEL_DIR).vocab + "⁂"
+
+
+POILUS = os.path.join(REPO, "..", "shared", "data", "poilus_alto")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir(POILUS), reason="../shared/data/poilus_alto is absent")
+def test_it_reads_whole_pages_by_the_writers_it_never_saw():
+    result = run_script("benchmarks.quality", "real-pages", "--model", STARTING_MODEL_DIR, "--alto-dir", POILUS)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "14 documents (254 lines) val" in result.stdout  # the split the model was trained with
+    found = float(result.stdout.split("lines found at IoU >= 0.5:")[1].split("F1 ")[1].split()[0])
+    page_cer = float(re.search(r"^  page CER ([\d.]+)%", result.stdout, re.M).group(1))
+    assert found > 0.9 and page_cer < 50, result.stdout  # measured 0.924 and 42.5%
