@@ -293,6 +293,8 @@ def export_page_truth(args):
                 sys.exit(f"error: {path}: {e}; benchmark on a folder of ALTO or PAGE XML files")
     rows = [(path, line["text"], document_of(os.path.relpath(path, args.alto_dir)))
             for path, page in pages.items() for line in page["lines"] if line["text"]]
+    if not rows:
+        sys.exit(f"error: {args.alto_dir} holds no ALTO or PAGE XML file with transcribed lines; give an export's folder")
     for path in sorted({path for path, _ in split_by_document(rows, args.split_seed)["val"]}):
         page = pages[path]
         try:

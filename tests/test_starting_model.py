@@ -70,3 +70,9 @@ def test_it_reads_whole_pages_by_the_writers_it_never_saw():
     found = float(result.stdout.split("lines found at IoU >= 0.5:")[1].split("F1 ")[1].split()[0])
     page_cer = float(re.search(r"^  page CER ([\d.]+)%", result.stdout, re.M).group(1))
     assert found > 0.9 and page_cer < 50, result.stdout  # measured 0.924 and 42.5%
+
+
+def test_real_pages_on_a_folder_without_an_export_says_so_in_one_line(tmp_path):
+    result = run_script("benchmarks.quality", "real-pages", "--model", STARTING_MODEL_DIR, "--alto-dir", tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.strip() == f"error: {tmp_path} holds no ALTO or PAGE XML file with transcribed lines; give an export's folder"
